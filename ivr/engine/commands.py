@@ -1,0 +1,85 @@
+"""What the engine asks a driver to do. Drivers execute these over AGI, stdio AGI, or a console.
+
+Contract for drivers: `step()` returns a list of commands; all but the last are fire-and-forget (`Play`,
+`SetVariable`, `SetLanguage`); the last is the one the call waits on:
+  - `Collect`      -> answer with Digits | Speech | NoInput
+  - `InvokeAction` -> answer with ActionResult
+  - `Transfer`, `HangUp` -> the call leaves the engine; no further event is sent.
+If the caller presses a key during a barge-in `Play`, the driver stops that `Play` (and skips the other
+queued `Play`s) and prepends the key to the next `Collect`'s input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PromptRef:
+    """A prompt by key, with values for its placeholders (e.g. {"balance": Decimal("12.50")})."""
+
+    key: str
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Play:
+    prompts: tuple[PromptRef, ...]
+    barge_in: bool = True
+
+
+@dataclass(frozen=True)
+class Collect:
+    """Play `prompts` (interruptible by keys and speech) and collect one input."""
+
+    prompts: tuple[PromptRef, ...]
+    max_digits: int = 1
+    min_digits: int = 1
+    first_digit_timeout: float = 5.0  # seconds after the prompts end
+    inter_digit_timeout: float = 3.0
+    terminator: str | None = "#"
+    # Phrases the speech recogniser may return here (the menu's grammar). Empty: keys only.
+    grammar: tuple[str, ...] = ()
+    # Keys whose press ends collection at once (universal keys such as 0 or *), even for long inputs.
+    escape_keys: str = ""
+    # A secret input (PIN, code): drivers must never log or echo the digits.
+    secret: bool = False
+
+
+@dataclass(frozen=True)
+class InvokeAction:
+    name: str  # from the action registry, e.g. "balance.report"
+    args: Mapping[str, Any] = field(default_factory=dict)
+    idempotency_key: str = ""  # call id + node id + attempt: a retry never applies a change twice
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Send the caller to a human: an operator queue, with context for the agent's screen."""
+
+    queue: str
+    reason: str = ""
+    context: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SetVariable:
+    """Publish a (non-secret) channel variable, e.g. IVR_LAST_ACTION for tests and CDR."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class SetLanguage:
+    language: str
+
+
+@dataclass(frozen=True)
+class HangUp:
+    reason: str = "normal"
+
+
+Command = Play | Collect | InvokeAction | Transfer | SetVariable | SetLanguage | HangUp

@@ -1,0 +1,64 @@
+"""Logging: one format, the call's unique id on every record, nothing secret.
+
+The call id travels in a context variable, so every log line written while serving a call carries it,
+whichever module writes it. Secrets are kept out by construction (drivers never log collected digits of a
+`secret` collect); `SecretScrubber` is a second net that masks long digit runs in every message.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ivr.config import Settings
+
+call_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("ivr_call_id", default="-")
+
+
+
+class CallIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.call_id = call_id_var.get()
+        return True
+
+
+class SecretScrubber(logging.Filter):
+    """Masks card-number-length digit runs (12+ digits) in the final message. Phone numbers (11 digits)
+    are not secret and stay readable for support staff."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string must not lose the record
+            return True
+        masked = re.sub(r"(?<!\d)\d{12,}(?!\d)", lambda m: m.group(0)[:4] + "…" + m.group(0)[-2:], message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+FORMAT = "%(asctime)s %(levelname)s [%(call_id)s] %(name)s: %(message)s"
+
+
+def setup_logging(settings: Settings, *, to_stderr: bool = True, filename: str | None = None) -> None:
+    root = logging.getLogger()
+    root.setLevel(getattr(logging, str(settings.log_level).upper(), logging.INFO))
+    for handler in list(root.handlers):
+        if getattr(handler, "_ivr", False):
+            root.removeHandler(handler)
+    handlers: list[logging.Handler] = []
+    if to_stderr:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    if filename:
+        settings.logs.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(settings.logs / filename, encoding="utf-8"))
+    for handler in handlers:
+        handler._ivr = True  # type: ignore[attr-defined]
+        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.addFilter(CallIdFilter())
+        handler.addFilter(SecretScrubber())
+        root.addHandler(handler)
