@@ -26,7 +26,7 @@ def _default_home() -> Path:
 @dataclass
 class Settings:
     home: Path = field(default_factory=_default_home)
-    # Everything the running line writes lives under var_dir (database, rendered audio, logs, Asterisk runtime).
+    # Everything the running line writes lives under var_dir (database, audio, logs, Asterisk runtime).
     var_dir: Path | None = None
     database_url: str | None = None
     prompts_dir: Path | None = None

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 call_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("ivr_call_id", default="-")
 
 
-
 class CallIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.call_id = call_id_var.get()

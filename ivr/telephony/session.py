@@ -1,0 +1,184 @@
+"""One call: runs the pure engine over a CallChannel, invokes actions, and guarantees an ending.
+
+Whatever goes wrong (the engine raises, an action fails, the database is down), the caller hears an
+apology and is transferred to an operator: never dead air. A hang-up at any moment stops the loop;
+actions run in their own transaction in a worker thread, so a hang-up during one never leaves half an
+operation (it either commits whole or rolls back whole).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ivr.engine.commands import (
+    Collect,
+    Command,
+    HangUp,
+    InvokeAction,
+    Play,
+    PromptRef,
+    SetLanguage,
+    SetVariable,
+    Transfer,
+)
+from ivr.engine.events import ActionResult, CallStarted, CallTimeExceeded, Event
+from ivr.logs import call_id_var
+from ivr.telephony.channel import CallChannel, ChannelFailed, ChannelHungUp, render_collected
+
+log = logging.getLogger(__name__)
+
+ERROR_PROMPT = "error_apology"
+
+# Called with the action command and the call's variables; returns the result. Runs the domain code (in a
+# worker thread, see bootstrap). Must not raise for domain errors; may raise for bugs.
+ActionInvoker = Callable[[InvokeAction, Mapping[str, Any]], Awaitable[ActionResult]]
+
+
+class EngineState(Protocol):
+    @property
+    def finished(self) -> bool: ...
+
+    @property
+    def vars(self) -> Mapping[str, Any]: ...
+
+
+class DialogEngine(Protocol):
+    def start(self, event: CallStarted) -> tuple[Any, list[Command]]: ...
+
+    def step(self, state: Any, event: Event) -> tuple[Any, list[Command]]: ...
+
+
+@dataclass
+class CallOutcome:
+    result: str = "hangup"  # hangup | transfer | caller_hangup | error
+    queue: str = ""
+    reason: str = ""
+    actions: list[str] = field(default_factory=list)  # "name:status" in order
+    subscriber_id: str = ""
+
+
+@dataclass
+class Session:
+    engine: DialogEngine
+    channel: CallChannel
+    invoke: ActionInvoker
+    call: CallStarted
+    operator_queue: str = "operators"
+    max_call_seconds: float = 900.0
+    clock: Callable[[], float] = time.monotonic
+    outcome: CallOutcome = field(default_factory=CallOutcome)
+
+    async def run(self) -> CallOutcome:
+        token = call_id_var.set(self.call.call_id or "-")
+        started = self.clock()
+        log.info(
+            "call started line=%s did=%s caller=%s lang=%s",
+            self.call.line,
+            self.call.did,
+            self.call.caller_id or "withheld",
+            self.call.language,
+        )
+        try:
+            await self._loop(started)
+        except ChannelHungUp:
+            self.outcome.result = "caller_hangup"
+            log.info("caller hung up")
+        except (TimeoutError, ChannelFailed, OSError) as exc:
+            self.outcome.result = "error"
+            self.outcome.reason = type(exc).__name__
+            log.warning("channel failed: %s", type(exc).__name__)
+        except Exception:
+            log.exception("call failed; apologising and transferring")
+            await self._fail_safe()
+        finally:
+            log.info(
+                "call ended result=%s queue=%s actions=%s seconds=%.1f",
+                self.outcome.result,
+                self.outcome.queue or "-",
+                ",".join(self.outcome.actions) or "-",
+                self.clock() - started,
+            )
+            call_id_var.reset(token)
+        return self.outcome
+
+    async def _loop(self, started: float) -> None:
+        state, commands = self.engine.start(self.call)
+        typed_ahead = ""
+        while True:
+            event: Event | None = None
+            for command in commands:
+                if isinstance(command, Play):
+                    if typed_ahead:  # the caller already answered: skip the rest, as barge-in promises
+                        continue
+                    typed_ahead = await self.channel.play(command.prompts, barge_in=command.barge_in)
+                elif isinstance(command, SetVariable):
+                    await self.channel.set_variable(command.name, command.value)
+                elif isinstance(command, SetLanguage):
+                    await self.channel.set_language(command.language)
+                elif isinstance(command, Collect):
+                    if self.clock() - started > self.max_call_seconds:
+                        event = CallTimeExceeded()
+                        break
+                    collected = await self.channel.collect(command, typed_ahead)
+                    typed_ahead = ""
+                    log.info("input %s", render_collected(command, collected))
+                    event = collected
+                    break
+                elif isinstance(command, InvokeAction):
+                    event = await self._invoke(command, state)
+                    break
+                elif isinstance(command, Transfer):
+                    await self._transfer(command)
+                    return
+                elif isinstance(command, HangUp):
+                    self.outcome.result = "hangup"
+                    self.outcome.reason = command.reason
+                    log.info("hangup reason=%s", command.reason)
+                    await self.channel.hangup(command.reason)
+                    return
+            if event is None:
+                # The engine gave nothing to wait on: a tree bug the validator should have caught.
+                raise RuntimeError("engine returned no waiting command")
+            state, commands = self.engine.step(state, event)
+
+    async def _invoke(self, command: InvokeAction, state: Any) -> ActionResult:
+        variables: Mapping[str, Any] = getattr(state, "vars", {}) or {}
+        try:
+            result = await self.invoke(command, variables)
+        except Exception:
+            log.exception("action %s raised", command.name)
+            result = ActionResult(status="error")
+        self.outcome.actions.append(f"{command.name}:{result.status}")
+        log.info("action %s status=%s", command.name, result.status)
+        await self.channel.set_variable("IVR_LAST_ACTION", f"{command.name}:{result.status}")
+        subscriber = result.values.get("subscriber_id") if result.values else None
+        if subscriber is not None and str(subscriber) != self.outcome.subscriber_id:
+            self.outcome.subscriber_id = str(subscriber)
+            await self.channel.set_variable("IVR_SUBSCRIBER", str(subscriber))
+        return result
+
+    async def _transfer(self, command: Transfer) -> None:
+        self.outcome.result = "transfer"
+        self.outcome.queue = command.queue or self.operator_queue
+        self.outcome.reason = command.reason
+        log.info("transfer queue=%s reason=%s", self.outcome.queue, command.reason or "-")
+        await self.channel.transfer(
+            Transfer(queue=self.outcome.queue, reason=command.reason, context=command.context)
+        )
+
+    async def _fail_safe(self) -> None:
+        """Apology and operator, whatever state the call is in. Errors here are logged, not raised."""
+        self.outcome.result = "error"
+        try:
+            await self.channel.play((PromptRef(ERROR_PROMPT),), barge_in=False)
+        except Exception:  # the apology audio itself may be what failed; the transfer still matters
+            log.warning("could not play the apology")
+        try:
+            await self.channel.transfer(Transfer(queue=self.operator_queue, reason="error"))
+            self.outcome.queue = self.operator_queue
+        except Exception:
+            log.warning("could not transfer after an error")
