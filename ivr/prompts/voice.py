@@ -1,0 +1,448 @@
+"""What the caller hears: prompt texts with their values filled in, as text and as audio files.
+
+`PromptVoice(settings)` is the drivers' entry point (docs/contracts.md, "Audio"):
+
+    voice.text(line, lang, PromptRef)   -> str          what is said (simulator, logs)
+    voice.files(line, lang, PromptRef)  -> list[Path]   WAV files to play in order (absolute paths)
+    voice.stream_names(...)             -> list[str]    the same paths minus ".wav", for Asterisk STREAM FILE
+
+A text such as "Ваш баланс {balance:money}." is split at its placeholders. Each static piece that has
+something to say is a pre-rendered file `<sounds>/<lang>/<line>/<key>.<n>.wav` (n counts the spoken
+static pieces from 0), or `<key>.wav` when the text has no placeholder. A value is worded by
+`wording_ru` / `wording_en` into tokens, each of which is a pre-rendered file
+`<sounds>/<lang>/words/<slug>.wav`. Texts found only in `common.<lang>.yaml` live under
+`<sounds>/<lang>/common/`.
+
+Lookup order for a key: the line's texts in the language, the common texts in the language, then the same
+two in the default language (settings.default_language). A key found nowhere raises `PromptNotFound`.
+
+Texts are loaded once (own small YAML loader: `prompts/texts/<line>.<lang>.yaml`, flat `key: text`);
+resolved templates and static-only file lists are cached, so a call costs a dict lookup plus the wording
+of its values (microseconds; see docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from ivr.engine.commands import PromptRef
+from ivr.prompts import wording_en, wording_ru
+
+if TYPE_CHECKING:
+    from ivr.config import Settings
+
+log = logging.getLogger(__name__)
+
+COMMON = "common"
+WORDS_DIR = "words"
+PAUSE_SLUG = "pause"
+
+WORDING: dict[str, ModuleType] = {"ru": wording_ru, "en": wording_en}
+
+KINDS = (
+    "money",
+    "points",
+    "minutes",
+    "sms",
+    "megabytes",
+    "gigabytes",
+    "days",
+    "number",
+    "date",
+    "phone",
+    "digits",
+    "name",
+)
+
+_PLACEHOLDER = re.compile(r"\{(\w+)(?::(\w+))?\}")
+_SPEAKABLE = re.compile(r"\w")
+
+
+class PromptNotFound(KeyError):
+    """A prompt key with no text in the line's, the common, or the default language's texts."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "prompt not found"
+
+
+class NameToken(str):
+    """A plan/reward name said as one pre-rendered fragment (see render.render_names)."""
+
+    __slots__ = ()
+
+
+def name_slug(name: str) -> str:
+    digest = hashlib.sha1(name.strip().encode("utf-8")).hexdigest()[:10]
+    return f"name-{slug(name)[:32]}-{digest}"
+
+
+_TRANSLIT = {
+    "а": "a",
+    "б": "b",
+    "в": "v",
+    "г": "g",
+    "д": "d",
+    "е": "e",
+    "ё": "yo",
+    "ж": "zh",
+    "з": "z",
+    "и": "i",
+    "й": "j",
+    "к": "k",
+    "л": "l",
+    "м": "m",
+    "н": "n",
+    "о": "o",
+    "п": "p",
+    "р": "r",
+    "с": "s",
+    "т": "t",
+    "у": "u",
+    "ф": "f",
+    "х": "kh",
+    "ц": "ts",
+    "ч": "ch",
+    "ш": "sh",
+    "щ": "shch",
+    "ъ": "",
+    "ы": "y",
+    "ь": "",
+    "э": "eh",
+    "ю": "yu",
+    "я": "ya",
+}
+
+
+def slug(word: str) -> str:
+    """A file-name-safe ASCII name for a word: "двадцать" -> "dvadtsat", "twenty-three" -> "twenty-three"."""
+    if word == wording_ru.PAUSE:
+        return PAUSE_SLUG
+    out = []
+    for ch in word.lower():
+        if ch in _TRANSLIT:
+            out.append(_TRANSLIT[ch])
+        elif ch.isascii() and (ch.isalnum() or ch == "-"):
+            out.append(ch)
+        else:
+            out.append("_")
+    return "".join(out).strip("_") or "_"
+
+
+def say(lang: str, kind: str, value: Any) -> tuple[str, ...]:
+    """The tokens for a value of a placeholder kind, e.g. say("ru", "money", Decimal("1.21"))."""
+    w = WORDING.get(lang)
+    if w is None:
+        raise ValueError(f"no wording for language {lang!r} (have: {', '.join(sorted(WORDING))})")
+    if kind == "money":
+        return tuple(w.money(value))
+    if kind == "name":
+        text = str(value).strip()
+        return (NameToken(text),) if text else ()
+    if kind == "date":
+        return tuple(w.date(_as_date(value)))
+    if kind == "phone":
+        return tuple(w.phone(str(value)))
+    if kind == "digits":
+        return tuple(w.digits(str(value)))
+    n = _as_int(value)
+    if kind == "number":
+        return tuple(w.number(n))
+    if kind in ("megabytes", "gigabytes"):
+        return tuple(w.megabytes(n * 1024 if kind == "gigabytes" else n))
+    noun_key = {"points": "point", "minutes": "minute", "sms": "sms", "days": "day"}.get(kind)
+    if noun_key is None:
+        raise ValueError(f"unknown placeholder kind {kind!r} (known: {', '.join(KINDS)})")
+    return tuple(w.count(n, noun_key))
+
+
+def say_text(lang: str, kind: str, value: Any) -> str:
+    module = WORDING.get(lang, wording_ru)
+    return str(module.join(say(lang, kind, value)))
+
+
+def _as_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError("a bool is not a count")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, Decimal | float):
+        return int(value)
+    return int(str(value).strip())
+
+
+def _as_date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value).strip()[:10])
+
+
+def vocabulary(lang: str) -> frozenset[str]:
+    return frozenset(WORDING[lang].vocabulary())
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A piece of a text: static text (`static` set, `index` its file number, -1 if silent) or a
+    placeholder (`name`, `kind`)."""
+
+    static: str | None = None
+    index: int = -1
+    name: str = ""
+    kind: str = ""
+
+
+@dataclass(frozen=True)
+class Template:
+    key: str
+    text: str
+    lang: str  # the language the text was found in (may be the default language)
+    source: str  # the line name, or "common"
+    segments: tuple[Segment, ...]
+
+    @property
+    def has_placeholders(self) -> bool:
+        return any(s.static is None for s in self.segments)
+
+    def static_pieces(self) -> list[tuple[str, str]]:
+        """(file stem, text) for each spoken static piece: ("balance_is.0", "Ваш баланс")."""
+        if not self.has_placeholders:
+            return [(self.key, self.text.strip())] if _SPEAKABLE.search(self.text) else []
+        return [
+            (f"{self.key}.{s.index}", s.static.strip())
+            for s in self.segments
+            if s.static is not None and s.index >= 0
+        ]
+
+
+def parse_template(key: str, text: str, lang: str, source: str) -> Template:
+    segments: list[Segment] = []
+    pos = 0
+    n = 0
+
+    def add_static(piece: str) -> None:
+        nonlocal n
+        if not piece:
+            return
+        if _SPEAKABLE.search(piece):
+            segments.append(Segment(static=piece, index=n))
+            n += 1
+        else:
+            segments.append(Segment(static=piece, index=-1))
+
+    for match in _PLACEHOLDER.finditer(text):
+        add_static(text[pos : match.start()])
+        segments.append(Segment(name=match.group(1), kind=match.group(2) or "name"))
+        pos = match.end()
+    add_static(text[pos:])
+    return Template(key=key, text=text, lang=lang, source=source, segments=tuple(segments))
+
+
+def text_files(prompts_dir: Path) -> dict[tuple[str, str], Path]:
+    """(source, lang) -> file, for every `prompts/texts/<source>.<lang>.yaml`."""
+    out: dict[tuple[str, str], Path] = {}
+    texts_dir = prompts_dir / "texts"
+    if not texts_dir.is_dir():
+        return out
+    for path in sorted(texts_dir.glob("*.*.yaml")):
+        source, lang = path.name[: -len(".yaml")].rsplit(".", 1)
+        out[(source, lang)] = path
+    return out
+
+
+def load_text_file(path: Path) -> dict[str, str]:
+    """key -> text of one catalogue file, read by `ivr.prompts.texts` (the validator's reader, so both
+    agree on what a file says) when it is there, else by a plain YAML load."""
+    try:
+        from ivr.prompts.texts import read_text_file
+    except ImportError:
+        read_text_file = None
+    if read_text_file is not None:
+        return {key: entry.text for key, entry in read_text_file(path).items()}
+    with path.open(encoding="utf-8") as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{path}: expected a mapping of key: text")
+    if "texts" in data and isinstance(data["texts"], Mapping):
+        data = data["texts"]
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping) and "text" in value:
+            value = value["text"]
+        if isinstance(value, str):
+            out[str(key)] = value
+    return out
+
+
+class PromptVoice:
+    """Texts and audio files for prompts; one per process, shared by all calls (thread-safe reads)."""
+
+    def __init__(self, settings: Settings, *, on_missing_name: Callable[[str], None] | None = None) -> None:
+        self.settings = settings
+        self.default_language = settings.default_language
+        self.sounds = settings.sounds.resolve()
+        self._on_missing_name = on_missing_name
+        self._lock = threading.Lock()
+        self.reload()
+
+    # ----- loading -------------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Read all text files again (after an edit) and drop the caches."""
+        files = text_files(self.settings.prompts)
+        texts: dict[tuple[str, str], dict[str, str]] = {}
+        mtimes: dict[Path, float] = {}
+        for (source, lang), path in files.items():
+            texts[(source, lang)] = load_text_file(path)
+            mtimes[path] = path.stat().st_mtime
+        word_paths: dict[str, dict[str, Path]] = {}
+        for lang in WORDING:
+            base = self.sounds / lang / WORDS_DIR
+            word_paths[lang] = {w: base / f"{slug(w)}.wav" for w in vocabulary(lang)}
+        with self._lock:
+            self._texts = texts
+            self._mtimes = mtimes
+            self._templates: dict[tuple[str, str, str], Template] = {}
+            self._static_files: dict[tuple[str, str, str], list[Path]] = {}
+            self._word_paths = word_paths
+        log.debug("prompt texts loaded: %d files", len(files))
+
+    def reload_if_changed(self) -> bool:
+        """Reload when a text file was added, removed or edited. A few stat() calls."""
+        files = text_files(self.settings.prompts)
+        current = {path: path.stat().st_mtime for path in files.values()}
+        if current != self._mtimes:
+            self.reload()
+            return True
+        return False
+
+    def lines(self) -> list[str]:
+        return sorted({source for source, _lang in self._texts if source != COMMON})
+
+    def languages(self, line: str | None = None) -> list[str]:
+        return sorted({lang for source, lang in self._texts if line is None or source in (line, COMMON)})
+
+    def keys(self, source: str, lang: str) -> list[str]:
+        return sorted(self._texts.get((source, lang), {}))
+
+    def raw_text(self, source: str, lang: str, key: str) -> str | None:
+        return self._texts.get((source, lang), {}).get(key)
+
+    # ----- lookup --------------------------------------------------------------------------------
+
+    def template(self, line: str, lang: str, key: str) -> Template:
+        cache_key = (line, lang, key)
+        found = self._templates.get(cache_key)
+        if found is not None:
+            return found
+        candidates = [(line, lang), (COMMON, lang)]
+        if lang != self.default_language:
+            candidates += [(line, self.default_language), (COMMON, self.default_language)]
+        for source, text_lang in candidates:
+            text = self._texts.get((source, text_lang), {}).get(key)
+            if text is not None:
+                if text_lang != lang:
+                    log.warning("prompt %s/%s has no %s text; using %s", line, key, lang, text_lang)
+                found = parse_template(key, text, text_lang, source)
+                self._templates[cache_key] = found
+                return found
+        raise PromptNotFound(
+            f"no text for prompt {key!r} of line {line!r} in {lang!r}, in common texts, "
+            f"or in the default language {self.default_language!r}"
+        )
+
+    def has(self, line: str, lang: str, key: str) -> bool:
+        try:
+            self.template(line, lang, key)
+        except PromptNotFound:
+            return False
+        return True
+
+    def static_path(self, template: Template, stem: str) -> Path:
+        return self.sounds / template.lang / template.source / f"{stem}.wav"
+
+    def word_path(self, lang: str, word: str) -> Path:
+        if isinstance(word, NameToken):
+            return self.sounds / lang / WORDS_DIR / f"{name_slug(word)}.wav"
+        path = self._word_paths.get(lang, {}).get(word)
+        return path if path is not None else self.sounds / lang / WORDS_DIR / f"{slug(word)}.wav"
+
+    # ----- what the caller hears ----------------------------------------------------------------
+
+    def text(self, line: str, lang: str, ref: PromptRef) -> str:
+        template = self.template(line, lang, ref.key)
+        if not template.has_placeholders:
+            return template.text.strip()
+        module = WORDING.get(template.lang, wording_ru)
+        out = []
+        for seg in template.segments:
+            if seg.static is not None:
+                out.append(seg.static)
+                continue
+            words = self._value_words(line, template, seg, ref.values)
+            out.append(module.join(words) if words else "")
+        return re.sub(r"\s+", " ", "".join(out)).strip()
+
+    def files(self, line: str, lang: str, ref: PromptRef) -> list[Path]:
+        cache_key = (line, lang, ref.key)
+        static = self._static_files.get(cache_key)
+        if static is not None:
+            return list(static)
+        template = self.template(line, lang, ref.key)
+        if not template.has_placeholders:
+            result = [self.static_path(template, stem) for stem, _text in template.static_pieces()]
+            self._static_files[cache_key] = result
+            return list(result)
+        out: list[Path] = []
+        for seg in template.segments:
+            if seg.static is not None:
+                if seg.index >= 0:
+                    out.append(self.static_path(template, f"{template.key}.{seg.index}"))
+                continue
+            for word in self._value_words(line, template, seg, ref.values):
+                path = self.word_path(template.lang, word)
+                if isinstance(word, NameToken) and not os.path.exists(path):
+                    # Never fail a call for a name rendered late: skip it (the text still has it).
+                    log.warning("no audio for name %r (%s); skipped", str(word), path.name)
+                    if self._on_missing_name is not None:
+                        self._on_missing_name(str(word))
+                    continue
+                out.append(path)
+        return out
+
+    def stream_names(self, line: str, lang: str, ref: PromptRef) -> list[str]:
+        """Absolute paths without extension, as Asterisk's STREAM FILE / Playback want them."""
+        return [asterisk_name(p) for p in self.files(line, lang, ref)]
+
+    def _value_words(self, line: str, template: Template, seg: Segment, values: Mapping[str, Any]) -> tuple[str, ...]:
+        if seg.name not in values or values[seg.name] is None:
+            log.warning("prompt %s/%s: no value for {%s}; said without it", line, template.key, seg.name)
+            return ()
+        try:
+            return say(template.lang, seg.kind, values[seg.name])
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            log.warning("prompt %s/%s: cannot say {%s:%s}: %s", line, template.key, seg.name, seg.kind, exc)
+            return ()
+
+
+def asterisk_name(path: Path) -> str:
+    """Asterisk wants a sound file by path without its extension; every driver uses this one form."""
+    return str(path.with_suffix("")) if path.suffix == ".wav" else str(path)
+
+
+def iter_names_tokens(names: Iterable[str]) -> list[NameToken]:
+    return [NameToken(n.strip()) for n in names if n and n.strip()]
