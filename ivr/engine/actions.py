@@ -14,6 +14,9 @@ class ActionInfo:
     statuses: frozenset[str]  # every status the action can return; a tree must branch on each
     changes_state: bool  # True: the tree must confirm before invoking it
     args: frozenset[str] = frozenset()  # argument names it accepts
+    # Names of the result values (call variables it sets). Empty: not declared, and the validator then
+    # cannot check prompt placeholders that only this action could fill.
+    values: frozenset[str] = frozenset()
 
 
 ActionCatalog = Mapping[str, ActionInfo]

@@ -1,0 +1,304 @@
+"""The prompt tree as the engine sees it: an immutable, already validated model.
+
+`ivr.prompts.trees` builds a `Tree` from YAML (and checks it); unit tests may build one directly.
+Every node has an `id` and a `line` (its line in the YAML file, 0 when built in code) so runtime logs and
+validation errors can point at the source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# Call variables that only action results or the driver (CallStarted facts) may set.
+RESERVED_VARS = frozenset(
+    {
+        "subscriber_id",
+        "account_id",
+        "authenticated",
+        "access_level",
+        "caller_id_trusted",
+        "roaming",
+        "card_id",
+    }
+)
+# Variables every call has from its start.
+CALL_FACT_VARS = frozenset({"line", "did", "caller_id", "language", "call_id"}) | RESERVED_VARS
+
+HandlerThen = Literal["reprompt", "help", "operator", "goodbye"]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """`var` compared with `value` by `op` (eq, ne, lt, le, gt, ge, in, set, unset, true, false)."""
+
+    var: str
+    op: str = "true"
+    value: Any = None
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """A prompt key to play. `values` maps placeholder name -> call variable name (the loader fills it
+    from the text's placeholders); `each` plays the prompt once per item of a list variable, the item's
+    fields filling placeholders first; `when` plays it only if the condition holds."""
+
+    key: str
+    values: Mapping[str, str] = field(default_factory=dict)
+    each: str | None = None
+    limit: int | None = None
+    when: Condition | None = None
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class RetryHandler:
+    """What the n-th no-input / no-match at a node does: say `prompts`, then reprompt, give full help,
+    transfer to the operator, or say goodbye and hang up."""
+
+    then: HandlerThen
+    prompts: tuple[PromptSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class Retries:
+    no_input: tuple[RetryHandler, ...]
+    no_match: tuple[RetryHandler, ...]
+
+
+DEFAULT_RETRIES = Retries(
+    no_input=(
+        RetryHandler("reprompt", (PromptSpec("no_input_short"),)),
+        RetryHandler("help", (PromptSpec("no_input_short"),)),
+        RetryHandler("operator", (PromptSpec("retry_to_operator"),)),
+    ),
+    no_match=(
+        RetryHandler("reprompt", (PromptSpec("no_match_short"),)),
+        RetryHandler("help", (PromptSpec("no_match_short"),)),
+        RetryHandler("operator", (PromptSpec("retry_to_operator"),)),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class UniversalKeys:
+    """Keys (and phrases per language) that work in every menu. An empty key disables it."""
+
+    repeat: str = "*"
+    back: str = "#"
+    main: str = "9"
+    operator: str = "0"
+    phrases: Mapping[str, Mapping[str, tuple[str, ...]]] = field(
+        default_factory=dict
+    )  # lang -> name -> phrases
+
+    def by_key(self) -> dict[str, str]:
+        named = {"repeat": self.repeat, "back": self.back, "main": self.main, "operator": self.operator}
+        return {key: name for name, key in named.items() if key}
+
+
+@dataclass(frozen=True)
+class LineSettings:
+    languages: tuple[str, ...] = ("ru",)
+    default_language: str = "ru"
+    start: str = "start"
+    main_menu: str = "main"
+    operator_queue: str = "operators"
+    max_call_seconds: int = 900
+    first_digit_timeout: float = 5.0
+    inter_digit_timeout: float = 3.0
+    keys: UniversalKeys = field(default_factory=UniversalKeys)
+    retries: Retries = DEFAULT_RETRIES
+    # Prompt keys the engine itself plays.
+    error_prompt: str = "error_apology"
+    goodbye_prompt: str = "goodbye"
+    time_exceeded_prompt: str = "call_time_exceeded"
+    transfer_prompt: str = "transfer_to_operator"
+    help_prompt: str = "universal_keys_help"
+    confirm_phrases: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Choice:
+    key: str  # DTMF key ("" for speech-only)
+    phrases: Mapping[str, tuple[str, ...]]  # language -> phrases
+    goto: str
+    language: str | None = None  # choosing it switches the call's language
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    line: int = 0
+    # Per-node override of the line's retry handlers.
+    retries: Retries | None = None
+
+
+@dataclass(frozen=True)
+class Menu(Node):
+    prompts: tuple[PromptSpec, ...] = ()
+    help: tuple[PromptSpec, ...] = ()
+    choices: tuple[Choice, ...] = ()
+    universal: bool = True  # universal keys work here
+
+
+@dataclass(frozen=True)
+class CollectDigits(Node):
+    prompts: tuple[PromptSpec, ...] = ()
+    help: tuple[PromptSpec, ...] = ()
+    into: str = ""
+    min_length: int = 1
+    max_length: int = 1
+    terminator: str | None = "#"
+    check: str | None = None  # luhn | ean13 | ru_phone | card (luhn or ean13)
+    secret: bool = False
+    first_digit_timeout: float | None = None
+    inter_digit_timeout: float | None = None
+    goto: str = ""
+    invalid: tuple[PromptSpec, ...] = ()  # said on a no-match before the handler's prompts
+
+
+@dataclass(frozen=True)
+class Say(Node):
+    prompts: tuple[PromptSpec, ...] = ()
+    goto: str = ""
+
+
+@dataclass(frozen=True)
+class Confirm(Node):
+    prompts: tuple[PromptSpec, ...] = ()
+    help: tuple[PromptSpec, ...] = ()
+    yes: str = ""
+    no: str = ""
+
+
+@dataclass(frozen=True)
+class Action(Node):
+    name: str = ""
+    args: Mapping[str, Any] = field(default_factory=dict)  # "{var}" strings are filled from call vars
+    branches: Mapping[str, str] = field(default_factory=dict)  # status -> node id
+    default: str | None = None  # for statuses not listed
+
+
+@dataclass(frozen=True)
+class TransferNode(Node):
+    queue: str | None = None  # None: the line's operator queue
+    reason: str = ""
+    context: tuple[str, ...] = ()  # call variables the agent sees
+    prompts: tuple[PromptSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class CallFlow(Node):
+    """Run a shared sub-flow starting at `flow`; its `return` node comes back to `goto`."""
+
+    flow: str = ""
+    goto: str = ""
+
+
+@dataclass(frozen=True)
+class Return(Node):
+    pass
+
+
+@dataclass(frozen=True)
+class SetLanguageNode(Node):
+    language: str = ""
+    goto: str = ""
+
+
+@dataclass(frozen=True)
+class Branch:
+    when: tuple[Condition, ...]  # all must hold
+    goto: str
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class If(Node):
+    branches: tuple[Branch, ...] = ()
+    otherwise: str = ""
+
+
+@dataclass(frozen=True)
+class SetVars(Node):
+    values: Mapping[str, Any] = field(default_factory=dict)
+    goto: str = ""
+
+
+@dataclass(frozen=True)
+class Choose(Node):
+    """Say each item of a list variable (`item_prompt`), then collect the caller's choice by the item's
+    `key` (or its `name` spoken). Stores the key in `into` and the item's name in `<into>_name`."""
+
+    items: str = ""
+    item_prompt: PromptSpec | None = None
+    prompts: tuple[PromptSpec, ...] = ()
+    help: tuple[PromptSpec, ...] = ()
+    into: str = ""
+    goto: str = ""
+    empty: str | None = None  # where to go when the list is empty (default: goto the menu back)
+
+
+@dataclass(frozen=True)
+class HangUpNode(Node):
+    prompts: tuple[PromptSpec, ...] = ()
+    reason: str = "normal"
+
+
+AnyNode = (
+    Menu
+    | CollectDigits
+    | Say
+    | Confirm
+    | Action
+    | TransferNode
+    | CallFlow
+    | Return
+    | SetLanguageNode
+    | If
+    | SetVars
+    | Choose
+    | HangUpNode
+)
+WAITING_KINDS = (Menu, CollectDigits, Confirm, Choose)
+
+
+@dataclass(frozen=True)
+class Tree:
+    line: str
+    version: str
+    nodes: Mapping[str, AnyNode]
+    settings: LineSettings = field(default_factory=LineSettings)
+    source: str = ""  # file it was loaded from
+
+    def node(self, node_id: str) -> AnyNode:
+        return self.nodes[node_id]
+
+
+def successors(node: AnyNode) -> list[tuple[str, str]]:
+    """(label, target) edges leaving a node, in source order."""
+    match node:
+        case Menu():
+            return [(c.key or "/".join(next(iter(c.phrases.values()), ())), c.goto) for c in node.choices]
+        case CollectDigits() | Say() | SetLanguageNode() | SetVars() | Choose():
+            out = [("", node.goto)]
+            if isinstance(node, Choose) and node.empty:
+                out.append(("empty", node.empty))
+            return out
+        case Confirm():
+            return [("yes", node.yes), ("no", node.no)]
+        case Action():
+            out = [(status, target) for status, target in node.branches.items()]
+            if node.default:
+                out.append(("*", node.default))
+            return out
+        case CallFlow():
+            return [("call", node.flow), ("return", node.goto)]
+        case If():
+            return [(f"if{i + 1}", b.goto) for i, b in enumerate(node.branches)] + [("else", node.otherwise)]
+        case _:
+            return []

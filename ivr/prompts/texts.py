@@ -1,0 +1,98 @@
+"""Prompt text catalogues: `prompts/texts/<line>.<lang>.yaml` plus `prompts/texts/common.<lang>.yaml`.
+
+Each file is a flat mapping `key: text`. A text may hold placeholders `{name:kind}` (see docs/contracts.md).
+A line's own text wins over a common one with the same key. Line numbers are kept for error messages.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+PLACEHOLDER = re.compile(r"\{(\w+)(?::(\w+))?\}")
+PLACEHOLDER_KINDS = frozenset(
+    {"money", "points", "minutes", "sms", "megabytes", "days", "number", "date", "phone", "digits", "name"}
+)
+
+
+@dataclass(frozen=True)
+class TextEntry:
+    key: str
+    text: str
+    file: str
+    line: int
+
+    def placeholders(self) -> list[tuple[str, str]]:
+        """(name, kind) pairs; kind is "" when not given."""
+        return [(m.group(1), m.group(2) or "") for m in PLACEHOLDER.finditer(self.text)]
+
+
+class TextFileError(Exception):
+    def __init__(self, file: str, line: int, message: str) -> None:
+        super().__init__(f"{file}:{line}: {message}")
+        self.file, self.line, self.message = file, line, message
+
+
+@dataclass
+class TextCatalog:
+    """Texts of one line: language -> key -> entry (common texts merged in)."""
+
+    line: str
+    by_language: dict[str, dict[str, TextEntry]] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+    def get(self, language: str, key: str) -> TextEntry | None:
+        return self.by_language.get(language, {}).get(key)
+
+    def languages(self) -> list[str]:
+        return sorted(self.by_language)
+
+
+def read_text_file(path: Path) -> dict[str, TextEntry]:
+    """One catalogue file; raises TextFileError (with the line) on bad YAML or a non-string text."""
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise TextFileError(str(path), (mark.line + 1) if mark else 1, f"YAML: {exc.problem}") from exc
+    out: dict[str, TextEntry] = {}
+    if node is None:
+        return out
+    if not isinstance(node, yaml.MappingNode):
+        raise TextFileError(str(path), node.start_mark.line + 1, "a text file is a mapping key: text")
+    for key_node, value_node in node.value:
+        line = key_node.start_mark.line + 1
+        if not isinstance(value_node, yaml.ScalarNode) or not isinstance(key_node, yaml.ScalarNode):
+            raise TextFileError(str(path), line, "each text is one string")
+        key = str(key_node.value)
+        if key in out:
+            raise TextFileError(
+                str(path), line, f"text {key!r} defined twice (first at line {out[key].line})"
+            )
+        out[key] = TextEntry(key, str(value_node.value), str(path), line)
+    return out
+
+
+def text_files(texts_dir: Path, line: str) -> list[Path]:
+    return sorted([*texts_dir.glob(f"{line}.*.yaml"), *texts_dir.glob("common.*.yaml")])
+
+
+def load_texts(texts_dir: Path, line: str, languages: list[str] | None = None) -> TextCatalog:
+    """All texts for `line` (every language found, or just `languages`)."""
+    catalog = TextCatalog(line)
+    langs = set(languages or [])
+    if not languages:
+        for path in texts_dir.glob(f"{line}.*.yaml"):
+            langs.add(path.name.split(".")[1])
+    for lang in sorted(langs):
+        merged: dict[str, TextEntry] = {}
+        for name in (f"common.{lang}.yaml", f"{line}.{lang}.yaml"):
+            path = texts_dir / name
+            if path.is_file():
+                merged.update(read_text_file(path))
+                catalog.files.append(path)
+        catalog.by_language[lang] = merged
+    return catalog

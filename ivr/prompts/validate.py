@@ -1,0 +1,375 @@
+"""The meaning check of a tree: what a schema cannot see.
+
+Codes: unknown_target, unreachable, dead_end, loop_without_input, duplicate_key, duplicate_phrase,
+missing_text, unknown_placeholder, placeholder_kind, unknown_action, unhandled_status, unknown_status,
+unknown_arg, unconfirmed_action, reserved_var, unknown_language, bad_setting.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+from ivr.engine.actions import ActionCatalog
+from ivr.engine.engine import DEFAULT_UNIVERSAL_PHRASES, normalize_phrase
+from ivr.engine.tree import (
+    CALL_FACT_VARS,
+    RESERVED_VARS,
+    Action,
+    AnyNode,
+    CallFlow,
+    Choose,
+    CollectDigits,
+    Confirm,
+    HangUpNode,
+    Menu,
+    PromptSpec,
+    Retries,
+    Return,
+    SetLanguageNode,
+    SetVars,
+    TransferNode,
+    Tree,
+    successors,
+)
+from ivr.prompts.texts import PLACEHOLDER_KINDS, TextCatalog
+from ivr.prompts.trees import TreeError
+
+WAITS = (Menu, CollectDigits, Confirm, Choose, Action)  # nodes that wait for the caller or a result
+ENDS = (TransferNode, HangUpNode, Return)
+
+
+def check_tree(tree: Tree, catalog: ActionCatalog | None, texts: TextCatalog | None) -> list[TreeError]:
+    return _Checker(tree, catalog, texts).run()
+
+
+class _Checker:
+    def __init__(self, tree: Tree, catalog: ActionCatalog | None, texts: TextCatalog | None) -> None:
+        self.tree, self.catalog, self.texts = tree, catalog, texts
+        self.file = tree.source or f"{tree.line}.yaml"
+        self.errors: list[TreeError] = []
+
+    def err(self, line: int, code: str, message: str) -> None:
+        self.errors.append(TreeError(self.file, line, code, message))
+
+    def run(self) -> list[TreeError]:
+        self.check_settings()
+        self.check_targets()
+        if not any(e.code == "unknown_target" for e in self.errors):
+            self.check_graph()
+            self.check_confirmations()
+        for node in self.tree.nodes.values():
+            self.check_node(node)
+        self.check_texts()
+        return self.errors
+
+    # ---- settings and targets ----------------------------------------------------------------------
+
+    def check_settings(self) -> None:
+        s = self.tree.settings
+        if s.default_language not in s.languages:
+            self.err(
+                1, "unknown_language", f"default_language {s.default_language!r} not in {list(s.languages)}"
+            )
+        keys = [k for k in s.keys.by_key()]
+        if len(keys) != len(set(keys)):
+            self.err(1, "duplicate_key", "two universal keys share a key")
+        for name in (s.start, s.main_menu):
+            if name not in self.tree.nodes:
+                self.err(1, "unknown_target", f"settings name node {name!r}, which does not exist")
+
+    def check_targets(self) -> None:
+        for node in self.tree.nodes.values():
+            for label, target in successors(node):
+                if target not in self.tree.nodes:
+                    where = f" ({label})" if label else ""
+                    self.err(
+                        node.line,
+                        "unknown_target",
+                        f"node {node.id}{where} goes to {target!r}, which does not exist",
+                    )
+
+    # ---- graph ---------------------------------------------------------------------------------------
+
+    def edges(self, node: AnyNode) -> list[str]:
+        return [t for _label, t in successors(node) if t in self.tree.nodes]
+
+    def check_graph(self) -> None:
+        nodes = self.tree.nodes
+        s = self.tree.settings
+        roots = [n for n in (s.start, s.main_menu) if n in nodes]
+        seen: set[str] = set(roots)
+        queue = deque(roots)
+        while queue:
+            for t in self.edges(nodes[queue.popleft()]):
+                if t not in seen:
+                    seen.add(t)
+                    queue.append(t)
+        for node in nodes.values():
+            if node.id not in seen:
+                self.err(node.line, "unreachable", f"node {node.id} cannot be reached from {s.start!r}")
+        # Dead ends: nodes from which no ending (transfer, hang-up, return) can be reached.
+        reverse: dict[str, set[str]] = {n: set() for n in nodes}
+        for node in nodes.values():
+            for t in self.edges(node):
+                reverse[t].add(node.id)
+        good = {n.id for n in nodes.values() if isinstance(n, ENDS)}
+        queue = deque(good)
+        while queue:
+            for src in reverse[queue.popleft()]:
+                if src not in good:
+                    good.add(src)
+                    queue.append(src)
+        for node in nodes.values():
+            if isinstance(node, Menu) and not node.choices:
+                self.err(node.line, "dead_end", f"menu {node.id} has no choices")
+            elif isinstance(node, Action) and not node.branches and not node.default:
+                self.err(node.line, "dead_end", f"action {node.id} has no results")
+            elif node.id not in good:
+                self.err(
+                    node.line,
+                    "dead_end",
+                    f"node {node.id}: no path from here ends the call (transfer/hangup)",
+                )
+        # Loops that never wait for the caller would spin forever.
+        quick = {n.id for n in nodes.values() if not isinstance(n, WAITS + ENDS)}
+        color: dict[str, int] = {}
+        reported: set[str] = set()
+
+        def visit(nid: str) -> None:
+            color[nid] = 1
+            for t in self.edges(nodes[nid]):
+                if t not in quick:
+                    continue
+                if color.get(t) == 1 and t not in reported:
+                    reported.add(t)
+                    self.err(
+                        nodes[t].line,
+                        "loop_without_input",
+                        f"node {t} loops back to itself without waiting for the caller",
+                    )
+                elif t not in color:
+                    visit(t)
+            color[nid] = 2
+
+        for nid in sorted(quick):
+            if nid not in color:
+                visit(nid)
+
+    def check_confirmations(self) -> None:
+        """Every state-changing action must be reached only right after a confirm's `yes` (say, set, if,
+        language nodes may sit between). Any other waiting node or action in between clears it."""
+        if self.catalog is None:
+            return
+        nodes = self.tree.nodes
+        start = [n for n in (self.tree.settings.start, self.tree.settings.main_menu) if n in nodes]
+        seen: set[tuple[str, bool]] = set()
+        queue = deque((n, False) for n in start)
+        reported: set[str] = set()
+        while queue:
+            nid, confirmed = queue.popleft()
+            if (nid, confirmed) in seen:
+                continue
+            seen.add((nid, confirmed))
+            node = nodes[nid]
+            if isinstance(node, Action):
+                info = self.catalog.get(node.name)
+                if info and info.changes_state and not confirmed and nid not in reported:
+                    reported.add(nid)
+                    self.err(
+                        node.line,
+                        "unconfirmed_action",
+                        f"{node.name} changes something: put a confirm before node {nid} on every path",
+                    )
+            for label, target in successors(node):
+                if target not in nodes:
+                    continue
+                if isinstance(node, Confirm):
+                    nxt = label == "yes"
+                elif isinstance(node, WAITS) or (isinstance(node, CallFlow) and label == "return"):
+                    nxt = False
+                else:
+                    nxt = confirmed
+                queue.append((target, nxt))
+
+    # ---- nodes -------------------------------------------------------------------------------------
+
+    def check_node(self, node: AnyNode) -> None:
+        s = self.tree.settings
+        if isinstance(node, Menu):
+            self.check_menu(node)
+        if isinstance(node, Action):
+            self.check_action(node)
+        if isinstance(node, CollectDigits | Choose) and node.into in RESERVED_VARS:
+            self.err(node.line, "reserved_var", f"{node.into} is set only by actions and the call itself")
+        if isinstance(node, CollectDigits) and node.min_length > node.max_length:
+            self.err(node.line, "bad_setting", f"collect {node.id}: length minimum above maximum")
+        if isinstance(node, SetVars):
+            for name in node.values:
+                if name in RESERVED_VARS or name in CALL_FACT_VARS:
+                    self.err(node.line, "reserved_var", f"set {name}: reserved call variable")
+        if isinstance(node, SetLanguageNode) and node.language not in s.languages:
+            self.err(node.line, "unknown_language", f"{node.language!r} is not a language of this line")
+
+    def check_menu(self, node: Menu) -> None:
+        s = self.tree.settings
+        universal = s.keys.by_key() if node.universal else {}
+        seen_keys: dict[str, int] = {}
+        for choice in node.choices:
+            if choice.language and choice.language not in s.languages:
+                self.err(
+                    choice.line, "unknown_language", f"{choice.language!r} is not a language of this line"
+                )
+            if not choice.key and not choice.phrases:
+                self.err(choice.line, "dead_end", f"menu {node.id}: a choice needs a key or phrases")
+            if choice.key:
+                if choice.key in universal:
+                    self.err(
+                        choice.line,
+                        "duplicate_key",
+                        f"menu {node.id}: key {choice.key} is the universal {universal[choice.key]!r} key",
+                    )
+                elif choice.key in seen_keys:
+                    self.err(
+                        choice.line,
+                        "duplicate_key",
+                        f"menu {node.id}: key {choice.key} also at line {seen_keys[choice.key]}",
+                    )
+                seen_keys.setdefault(choice.key, choice.line)
+        for lang in s.languages:
+            seen: dict[str, tuple[str, int]] = {}
+            if node.universal:
+                phrases = s.keys.phrases.get(lang) or DEFAULT_UNIVERSAL_PHRASES.get(lang, {})
+                for name, ps in phrases.items():
+                    for p in ps:
+                        seen[normalize_phrase(p)] = (f"universal {name}", 0)
+            for choice in node.choices:
+                for phrase in choice.phrases.get(lang, ()):
+                    norm = normalize_phrase(phrase)
+                    other = seen.get(norm)
+                    if other and other[0] != choice.goto:
+                        where = other[0] if other[1] == 0 else f"line {other[1]}"
+                        self.err(
+                            choice.line,
+                            "duplicate_phrase",
+                            f"menu {node.id}: phrase {phrase!r} ({lang}) also for {where}",
+                        )
+                    seen.setdefault(norm, (choice.goto, choice.line))
+            for choice in node.choices:
+                if choice.phrases and lang not in choice.phrases and len(s.languages) > 1 and not choice.key:
+                    self.err(
+                        choice.line,
+                        "missing_text",
+                        f"menu {node.id}: speech-only choice has no {lang} phrases",
+                    )
+
+    def check_action(self, node: Action) -> None:
+        if self.catalog is None:
+            return
+        info = self.catalog.get(node.name)
+        if info is None:
+            self.err(node.line, "unknown_action", f"no action named {node.name!r}")
+            return
+        for status in node.branches:
+            if status not in info.statuses:
+                self.err(
+                    node.line,
+                    "unknown_status",
+                    f"{node.name} never returns {status!r} (it returns {sorted(info.statuses)})",
+                )
+        missing = sorted(info.statuses - set(node.branches) - {"error"})
+        if missing and not node.default:
+            self.err(
+                node.line,
+                "unhandled_status",
+                f"{node.name} may return {', '.join(missing)}: add results for them or a default",
+            )
+        if info.args:
+            for arg in node.args:
+                if arg not in info.args:
+                    self.err(
+                        node.line,
+                        "unknown_arg",
+                        f"{node.name} takes no argument {arg!r} (it takes {sorted(info.args)})",
+                    )
+
+    # ---- texts -------------------------------------------------------------------------------------
+
+    def prompt_specs(self) -> Iterable[tuple[PromptSpec, int]]:
+        s = self.tree.settings
+        for key in (
+            s.error_prompt,
+            s.goodbye_prompt,
+            s.time_exceeded_prompt,
+            s.transfer_prompt,
+            s.help_prompt,
+        ):
+            yield PromptSpec(key), 1
+
+        def of_retries(r: Retries | None, line: int) -> Iterable[tuple[PromptSpec, int]]:
+            if r is None:
+                return
+            for h in (*r.no_input, *r.no_match):
+                for p in h.prompts:
+                    yield p, p.line or line
+
+        yield from of_retries(s.retries, 1)
+        for node in self.tree.nodes.values():
+            yield from of_retries(node.retries, node.line)
+            for attr in ("prompts", "help", "invalid"):
+                for p in getattr(node, attr, ()):
+                    yield p, p.line or node.line
+            if isinstance(node, Choose) and node.item_prompt:
+                yield node.item_prompt, node.item_prompt.line or node.line
+
+    def available_vars(self) -> tuple[set[str], bool]:
+        """Variable names some node or action may set, and whether that list is complete."""
+        names = set(CALL_FACT_VARS)
+        complete = True
+        for node in self.tree.nodes.values():
+            if isinstance(node, CollectDigits):
+                names.add(node.into)
+            elif isinstance(node, Choose):
+                names.update({node.into, f"{node.into}_name"})
+            elif isinstance(node, SetVars):
+                names.update(node.values)
+            elif isinstance(node, Action):
+                info = self.catalog.get(node.name) if self.catalog is not None else None
+                if info is None or not info.values:
+                    complete = False
+                else:
+                    names.update(info.values)
+        return names, complete
+
+    def check_texts(self) -> None:
+        if self.texts is None:
+            return
+        names, complete = self.available_vars()
+        reported: set[tuple[str, str]] = set()
+        for spec, line in self.prompt_specs():
+            for lang in self.tree.settings.languages:
+                entry = self.texts.get(lang, spec.key)
+                if entry is None:
+                    if (spec.key, lang) not in reported:
+                        reported.add((spec.key, lang))
+                        self.err(
+                            line,
+                            "missing_text",
+                            f"no {lang} text for prompt {spec.key!r} (texts/{self.tree.line}.{lang}.yaml)",
+                        )
+                    continue
+                for name, kind in entry.placeholders():
+                    if kind and kind not in PLACEHOLDER_KINDS:
+                        self.err(
+                            entry.line, "placeholder_kind", f"{entry.file}: {spec.key}: unknown kind {kind!r}"
+                        )
+                    var = spec.values.get(name, name)
+                    if spec.each is not None:
+                        continue  # filled from the list item's fields first
+                    if complete and var not in names and (spec.key, name) not in reported:
+                        reported.add((spec.key, name))
+                        self.err(
+                            line,
+                            "unknown_placeholder",
+                            f"prompt {spec.key!r} ({lang}) needs {{{name}}}, which nothing sets",
+                        )
