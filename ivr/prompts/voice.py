@@ -270,8 +270,8 @@ def load_text_file(path: Path) -> dict[str, str]:
     try:
         from ivr.prompts.texts import read_text_file
     except ImportError:
-        read_text_file = None
-    if read_text_file is not None:
+        pass
+    else:
         return {key: entry.text for key, entry in read_text_file(path).items()}
     with path.open(encoding="utf-8") as fh:
         data = yaml.safe_load(fh) or {}
@@ -428,7 +428,9 @@ class PromptVoice:
         """Absolute paths without extension, as Asterisk's STREAM FILE / Playback want them."""
         return [asterisk_name(p) for p in self.files(line, lang, ref)]
 
-    def _value_words(self, line: str, template: Template, seg: Segment, values: Mapping[str, Any]) -> tuple[str, ...]:
+    def _value_words(
+        self, line: str, template: Template, seg: Segment, values: Mapping[str, Any]
+    ) -> tuple[str, ...]:
         if seg.name not in values or values[seg.name] is None:
             log.warning("prompt %s/%s: no value for {%s}; said without it", line, template.key, seg.name)
             return ()

@@ -1,0 +1,116 @@
+"""`ivr prompts ...`: render audio, check it, and show support staff how a value is worded.
+
+ivr prompts render [LINE] [--lang L] [--engine auto|rhvoice|espeak|gtts] [--force] [--jobs N]
+ivr prompts check                      exit 1 when a text has a bad placeholder or stale/missing audio
+ivr prompts say --lang ru money 123.45 prints the words (and, with --files, the files played)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ivr.config import Settings
+
+
+def register(subparsers: Any) -> None:
+    prompts = subparsers.add_parser("prompts", help="render and check prompt audio; show wording")
+    sub = prompts.add_subparsers(dest="prompts_command", metavar="ACTION")
+    sub.required = True
+
+    render = sub.add_parser("render", help="render texts and the values vocabulary to 8 kHz WAV")
+    render.add_argument("line", nargs="?", help="one line (default: every line)")
+    render.add_argument("--lang", action="append", help="language (repeatable; default: all with texts)")
+    render.add_argument("--engine", help="auto (default), rhvoice, espeak or gtts")
+    render.add_argument("--force", action="store_true", help="render again even when unchanged")
+    render.add_argument("--jobs", type=int, default=None, help="parallel workers (default: one per core)")
+    render.add_argument(
+        "--voice", action="append", default=[], metavar="LANG=VOICE", help="engine voice per language"
+    )
+    render.add_argument("--names-file", help="plan/reward names to render too, one per line")
+    render.add_argument("--no-progress", action="store_true", help="no progress bar")
+    render.set_defaults(func=cmd_render)
+
+    check = sub.add_parser("check", help="check texts and rendered audio of every line")
+    check.set_defaults(func=cmd_check)
+
+    say = sub.add_parser("say", help="show how a value is said, e.g. `say --lang ru money 123.45`")
+    say.add_argument("--lang", default=None, help="language (default: the default language)")
+    say.add_argument("--files", action="store_true", help="also list the word files played")
+    say.add_argument(
+        "kind", help="money, points, minutes, sms, megabytes, gigabytes, days, number, date, phone, digits"
+    )
+    say.add_argument("value")
+    say.set_defaults(func=cmd_say)
+
+
+def cmd_render(settings: Settings, args: argparse.Namespace) -> int:
+    from ivr.prompts.render import RenderError, render
+
+    voices = {}
+    for spec in args.voice:
+        lang, _, voice = spec.partition("=")
+        if not voice:
+            print(f"--voice wants LANG=VOICE, got {spec!r}", file=sys.stderr)
+            return 2
+        voices[lang] = voice
+    names: list[str] = []
+    if args.names_file:
+        with open(args.names_file, encoding="utf-8") as fh:
+            names = [line.strip() for line in fh if line.strip()]
+    try:
+        report = render(
+            settings,
+            args.line,
+            langs=args.lang,
+            engine=args.engine,
+            force=args.force,
+            workers=args.jobs,
+            progress=not args.no_progress,
+            voices=voices or None,
+            names=names,
+        )
+    except (RenderError, ValueError) as exc:
+        print(f"render: {exc}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    for rel, error in report.failed:
+        print(f"  failed {rel}: {error}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
+    from ivr.prompts.render import check_all
+
+    problems = check_all(settings)
+    for problem in problems:
+        print(problem)
+    print(f"{len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def cmd_say(settings: Settings, args: argparse.Namespace) -> int:
+    from decimal import Decimal, InvalidOperation
+
+    from ivr.prompts.voice import WORDING, NameToken, name_slug, say, slug
+
+    lang = args.lang or settings.default_language
+    value: Any = args.value
+    if args.kind == "money":
+        try:
+            value = Decimal(args.value)
+        except InvalidOperation:
+            print(f"not an amount: {args.value!r}", file=sys.stderr)
+            return 2
+    try:
+        words = say(lang, args.kind, value)
+    except (ValueError, TypeError) as exc:
+        print(f"say: {exc}", file=sys.stderr)
+        return 2
+    print(WORDING[lang].join(words))
+    if args.files:
+        for word in words:
+            stem = name_slug(word) if isinstance(word, NameToken) else slug(word)
+            print(f"  {settings.sounds / lang / 'words' / (stem + '.wav')}")
+    return 0

@@ -1,0 +1,541 @@
+"""Render prompts ahead of calls: every static text piece, every word of the values vocabulary, and names.
+
+Output: telephone audio, 8 kHz mono 16-bit PCM WAV, under settings.sounds (layout in ivr/prompts/voice.py):
+
+  1. the TTS engine writes its own audio (any rate/format);
+  2. sox resamples it to 8 kHz with its high-quality band-limiting filter (`rate -h`; ffmpeg's resampler
+     `-ar 8000` when sox is missing), after an 80 Hz high-pass (telephone band; removes DC and rumble);
+  3. leading and trailing silence is trimmed: 10 ms windows, a window is speech when its RMS is within
+     35 dB of the loudest window (and above -58 dBFS); 20 ms is kept before the speech and 40 ms after;
+  4. loudness is normalised: the trimmed clip's RMS is scaled to -20 dBFS, but never so far that a peak
+     passes -1 dBFS. Every prompt and word fragment therefore plays at the same level, so a concatenated
+     amount does not jump in volume between words;
+  5. the file is written to a temporary name and renamed, so a live server never plays half a file.
+
+`var/sounds/manifest.json` records, per file, the text, engine, voice and a hash of (pipeline version,
+engine, voice, language, text); a file whose hash matches and which exists is not rendered again. Jobs run
+in a thread pool (each job is two short subprocesses), by default one worker per core.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import wave
+from array import array
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ivr.prompts.tts import SynthesisError, TtsEngine, get_engine
+from ivr.prompts.voice import (
+    COMMON,
+    KINDS,
+    WORDING,
+    WORDS_DIR,
+    PromptVoice,
+    name_slug,
+    parse_template,
+    slug,
+    vocabulary,
+)
+
+if TYPE_CHECKING:
+    from ivr.config import Settings
+
+log = logging.getLogger(__name__)
+
+PIPELINE_VERSION = "1"  # bump when the post-processing below changes: everything re-renders
+SAMPLE_RATE = 8000
+TARGET_RMS_DBFS = -20.0
+PEAK_LIMIT_DBFS = -1.0
+TRIM_RANGE_DB = 35.0
+TRIM_FLOOR_DBFS = -58.0
+KEEP_BEFORE_MS = 20
+KEEP_AFTER_MS = 40
+PAUSE_MS = 250
+MANIFEST = "manifest.json"
+
+FULL_SCALE = 32767.0
+
+
+class RenderError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    rel: str  # path under the sounds directory, e.g. "ru/operator/balance_is.0.wav"
+    text: str
+    lang: str
+    kind: str  # prompt | word | name | pause
+
+
+@dataclass
+class RenderReport:
+    planned: int = 0
+    rendered: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    fallbacks: int = 0
+    seconds: float = 0.0
+    engine: str = ""
+    by_engine: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return (
+            f"{self.planned} files: {self.rendered} rendered, {self.skipped} unchanged, "
+            f"{len(self.failed)} failed, {self.fallbacks} fell back ({self.engine}, {self.seconds:.1f} s)"
+        )
+
+
+# ----- audio post-processing -------------------------------------------------------------------------
+
+
+def _dbfs(level: float) -> float:
+    return 20 * math.log10(level / FULL_SCALE) if level > 0 else -200.0
+
+
+def _level(dbfs: float) -> float:
+    return FULL_SCALE * 10 ** (dbfs / 20)
+
+
+def trim_and_normalise(samples: array[int], rate: int = SAMPLE_RATE) -> array[int]:
+    """Trim leading/trailing silence and scale to the target RMS (peak-limited). Empty when silent."""
+    win = max(1, rate // 100)
+    n = len(samples)
+    rms = []
+    for start in range(0, n, win):
+        chunk = samples[start : start + win]
+        rms.append(math.sqrt(sum(s * s for s in chunk) / len(chunk)) if chunk else 0.0)
+    loudest = max(rms, default=0.0)
+    threshold = max(loudest * 10 ** (-TRIM_RANGE_DB / 20), _level(TRIM_FLOOR_DBFS))
+    voiced = [i for i, r in enumerate(rms) if r >= threshold]
+    if not voiced or loudest <= 0:
+        return array("h")
+    start = max(0, voiced[0] * win - rate * KEEP_BEFORE_MS // 1000)
+    end = min(n, (voiced[-1] + 1) * win + rate * KEEP_AFTER_MS // 1000)
+    clip = samples[start:end]
+    total = math.sqrt(sum(s * s for s in clip) / len(clip))
+    peak = max(abs(min(clip)), abs(max(clip)))
+    gain = _level(TARGET_RMS_DBFS) / total if total else 1.0
+    if peak * gain > _level(PEAK_LIMIT_DBFS):
+        gain = _level(PEAK_LIMIT_DBFS) / peak
+    return array("h", (max(-32768, min(32767, round(s * gain))) for s in clip))
+
+
+def resample_to_telephone(src: Path) -> array[int]:
+    """Any audio file -> 8 kHz mono signed 16-bit samples, band-limited (sox `rate -h`, else ffmpeg)."""
+    sox = shutil.which("sox")
+    if sox and src.suffix.lower() == ".wav":
+        cmd = [
+            sox,
+            "-q",
+            str(src),
+            "-t",
+            "raw",
+            "-e",
+            "signed-integer",
+            "-b",
+            "16",
+            "-c",
+            "1",
+            "-r",
+            str(SAMPLE_RATE),
+        ]
+        cmd += ["-", "highpass", "80", "rate", "-h", str(SAMPLE_RATE)]
+    else:
+        ffmpeg = shutil.which("ffmpeg")
+        if ffmpeg is None:
+            raise RenderError("neither sox nor ffmpeg is installed")
+        cmd = [ffmpeg, "-v", "error", "-nostdin", "-i", str(src), "-af", "highpass=f=80"]
+        cmd += ["-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "-acodec", "pcm_s16le", "-"]
+    proc = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
+    if proc.returncode != 0:
+        raise RenderError(f"{Path(cmd[0]).name} failed: {proc.stderr.decode(errors='replace')[:200]}")
+    samples = array("h")
+    samples.frombytes(proc.stdout[: len(proc.stdout) // 2 * 2])
+    return samples
+
+
+def write_wav(path: Path, samples: array[int], rate: int = SAMPLE_RATE) -> None:
+    """Write atomically (temporary file + rename) so a running call never reads half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with wave.open(str(tmp), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+    os.replace(tmp, path)
+
+
+def telephone_audio(src: Path, dst: Path) -> float:
+    """The whole post-processing chain for one file; returns the result's duration in seconds."""
+    samples = trim_and_normalise(resample_to_telephone(src))
+    if not samples:
+        raise RenderError(f"the engine produced silence for {dst.name}")
+    write_wav(dst, samples)
+    return len(samples) / SAMPLE_RATE
+
+
+# ----- manifest ---------------------------------------------------------------------------------------
+
+
+def job_hash(engine: str, voice: str, lang: str, text: str) -> str:
+    raw = "\x1f".join((PIPELINE_VERSION, engine, voice, lang, text))
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:20]
+
+
+class Manifest:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self.files: dict[str, dict[str, Any]] = {}
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                self.files = dict(data.get("files", {}))
+            except (ValueError, OSError) as exc:
+                log.warning("manifest %s unreadable (%s); everything will re-render", path, exc)
+
+    def get(self, rel: str) -> dict[str, Any] | None:
+        return self.files.get(rel)
+
+    def put(self, rel: str, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self.files[rel] = entry
+
+    def save(self) -> None:
+        with self._lock:
+            data = {"version": 1, "pipeline": PIPELINE_VERSION, "files": dict(sorted(self.files.items()))}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+# ----- planning ---------------------------------------------------------------------------------------
+
+
+def plan_prompts(voice: PromptVoice, lines: Iterable[str], langs: Iterable[str]) -> list[RenderJob]:
+    jobs: list[RenderJob] = []
+    seen: set[str] = set()
+    for lang in langs:
+        for source in [*lines, COMMON]:
+            for key in voice.keys(source, lang):
+                text = voice.raw_text(source, lang, key)
+                if text is None:
+                    continue
+
+                template = parse_template(key, text, lang, source)
+                for stem, piece in template.static_pieces():
+                    rel = f"{lang}/{source}/{stem}.wav"
+                    if rel not in seen:
+                        seen.add(rel)
+                        jobs.append(RenderJob(rel, piece, lang, "prompt"))
+    return jobs
+
+
+def plan_words(langs: Iterable[str]) -> list[RenderJob]:
+    jobs: list[RenderJob] = []
+    for lang in langs:
+        if lang not in WORDING:
+            continue
+        for word in sorted(vocabulary(lang)):
+            kind = "pause" if slug(word) == "pause" else "word"
+            jobs.append(RenderJob(f"{lang}/{WORDS_DIR}/{slug(word)}.wav", word, lang, kind))
+    return jobs
+
+
+def plan_names(names: Iterable[str], langs: Iterable[str]) -> list[RenderJob]:
+    jobs: list[RenderJob] = []
+    clean = sorted({n.strip() for n in names if n and n.strip()})
+    for lang in langs:
+        for name in clean:
+            jobs.append(RenderJob(f"{lang}/{WORDS_DIR}/{name_slug(name)}.wav", name, lang, "name"))
+    return jobs
+
+
+# ----- rendering --------------------------------------------------------------------------------------
+
+
+class _Renderer:
+    """Runs jobs with one engine, falling back to the offline engine per language or for good (gTTS)."""
+
+    def __init__(self, engine: TtsEngine, voices: dict[str, str] | None) -> None:
+        self.engine = engine
+        self.voices = voices
+        self._fallback: TtsEngine | None = None
+        self._primary_failed = False
+        self._lock = threading.Lock()
+        self.fallbacks = 0
+
+    def fallback(self) -> TtsEngine:
+        if self._fallback is None:
+            auto = get_engine("auto", voices=self.voices)
+            self._fallback = (
+                auto if auto.name != self.engine.name else get_engine("espeak", voices=self.voices)
+            )
+        return self._fallback
+
+    def engine_for(self, lang: str) -> TtsEngine:
+        if self._primary_failed or self.engine.voice_for(lang) is None:
+            return self.fallback()
+        return self.engine
+
+    def expected_hash(self, job: RenderJob) -> str:
+        if job.kind == "pause":
+            return job_hash("silence", "", job.lang, str(PAUSE_MS))
+        engine = self.engine_for(job.lang)
+        return job_hash(engine.name, engine.voice_for(job.lang) or "", job.lang, job.text)
+
+    def run(self, job: RenderJob, sounds: Path, tmpdir: Path) -> dict[str, Any]:
+        dst = sounds / job.rel
+        if job.kind == "pause":
+            write_wav(dst, array("h", bytes(2 * SAMPLE_RATE * PAUSE_MS // 1000)))
+            return {"text": job.text, "engine": "silence", "voice": "", "hash": self.expected_hash(job)}
+        engine = self.engine_for(job.lang)
+        raw = tmpdir / f"{hashlib.sha1(job.rel.encode()).hexdigest()}.wav"
+        try:
+            produced = engine.synthesize(job.text, job.lang, raw)
+        except SynthesisError as exc:
+            fallback = self.fallback()
+            if engine is fallback:
+                raise
+            with self._lock:
+                if engine.name == "gtts" and not self._primary_failed:
+                    self._primary_failed = True
+                    log.warning("%s; rendering with %s instead", exc, fallback.name)
+                self.fallbacks += 1
+            engine = fallback
+            produced = engine.synthesize(job.text, job.lang, raw)
+        try:
+            seconds = telephone_audio(produced, dst)
+        finally:
+            produced.unlink(missing_ok=True)
+        voice = engine.voice_for(job.lang) or ""
+        return {
+            "text": job.text,
+            "lang": job.lang,
+            "engine": engine.name,
+            "voice": voice,
+            "hash": job_hash(engine.name, voice, job.lang, job.text),
+            "seconds": round(seconds, 3),
+        }
+
+
+def render_jobs(
+    settings: Settings,
+    jobs: list[RenderJob],
+    *,
+    engine: str = "auto",
+    force: bool = False,
+    workers: int | None = None,
+    progress: bool = True,
+    voices: dict[str, str] | None = None,
+) -> RenderReport:
+    started = time.perf_counter()
+    sounds = settings.sounds
+    manifest = Manifest(sounds / MANIFEST)
+    tts = get_engine(engine, voices=voices)
+    if not tts.available():
+        log.warning("TTS engine %s is not available; using the offline fallback", tts.name)
+        tts = get_engine("espeak", voices=voices)
+    renderer = _Renderer(tts, voices)
+    report = RenderReport(planned=len(jobs), engine=tts.name)
+    todo: list[RenderJob] = []
+    for job in jobs:
+        entry = manifest.get(job.rel)
+        if (
+            not force
+            and entry is not None
+            and entry.get("hash") == renderer.expected_hash(job)
+            and (sounds / job.rel).is_file()
+        ):
+            report.skipped += 1
+        else:
+            todo.append(job)
+    if todo:
+        from tqdm import tqdm
+
+        workers = workers or os.cpu_count() or 2
+        bar = tqdm(total=len(todo), unit="file", desc="prompts", disable=not progress or len(todo) < 20)
+        with tempfile.TemporaryDirectory(prefix="ivr-render-") as tmp, ThreadPoolExecutor(workers) as pool:
+            futures = {pool.submit(renderer.run, job, sounds, Path(tmp)): job for job in todo}
+            for future in as_completed(futures):
+                job = futures[future]
+                try:
+                    entry = future.result()
+                except (SynthesisError, RenderError, OSError, subprocess.SubprocessError) as exc:
+                    log.error("cannot render %s: %s", job.rel, exc)
+                    report.failed.append((job.rel, str(exc)))
+                else:
+                    entry["kind"] = job.kind
+                    manifest.put(job.rel, entry)
+                    report.rendered += 1
+                    report.by_engine[entry["engine"]] = report.by_engine.get(entry["engine"], 0) + 1
+                bar.update(1)
+        bar.close()
+        manifest.save()
+    report.fallbacks = renderer.fallbacks
+    report.seconds = time.perf_counter() - started
+    log.info("render: %s", report.summary())
+    return report
+
+
+def render(
+    settings: Settings,
+    line: str | None = None,
+    *,
+    langs: Iterable[str] | None = None,
+    engine: str | None = None,
+    force: bool = False,
+    workers: int | None = None,
+    progress: bool = True,
+    voices: dict[str, str] | None = None,
+    names: Iterable[str] = (),
+) -> RenderReport:
+    """Render the texts of `line` (all lines when None) plus common texts, the words vocabulary and
+    `names`, for `langs` (every language that has texts when None)."""
+    voice = PromptVoice(settings)
+    lines = [line] if line else voice.lines()
+    if line and line not in voice.lines():
+        raise RenderError(f"no texts for line {line!r} under {settings.prompts / 'texts'}")
+    if langs:
+        languages = sorted(set(langs))
+    else:
+        languages = sorted({lang for ln in lines for lang in voice.languages(ln)} or set(voice.languages()))
+    jobs = plan_prompts(voice, lines, languages) + plan_words(languages) + plan_names(names, languages)
+    return render_jobs(
+        settings,
+        jobs,
+        engine=engine or settings.tts_engine,
+        force=force,
+        workers=workers,
+        progress=progress,
+        voices=voices,
+    )
+
+
+def render_names(
+    names: Iterable[str],
+    settings: Settings | None = None,
+    *,
+    langs: Iterable[str] | None = None,
+    engine: str | None = None,
+    progress: bool = False,
+) -> RenderReport:
+    """Hook for plan/reward names from the database: render each name once per language so that
+    `{x:name}` placeholders have audio. Unchanged names are skipped (manifest). A name missing at call
+    time is skipped with a warning, never an error."""
+    if settings is None:
+        from ivr.config import load_settings
+
+        settings = load_settings()
+    languages = list(langs) if langs else sorted(WORDING)
+    return render_jobs(
+        settings,
+        plan_names(names, languages),
+        engine=engine or settings.tts_engine,
+        progress=progress,
+    )
+
+
+# ----- validation -------------------------------------------------------------------------------------
+
+
+def check_prompts(
+    settings: Settings,
+    line: str,
+    keys_by_lang: Mapping[str, Iterable[str]],
+    *,
+    check_audio: bool = True,
+    voice: PromptVoice | None = None,
+) -> list[str]:
+    """Problems with the prompts a tree uses, for `ivr validate`: a key without text in a language (in
+    the line's or the common texts), an unknown placeholder kind, and (check_audio) a static piece or a
+    vocabulary word without rendered audio, or with audio rendered from an older text."""
+    voice = voice or PromptVoice(settings)
+    manifest = Manifest(settings.sounds / MANIFEST) if check_audio else None
+    problems: list[str] = []
+    words_checked: set[str] = set()
+    for lang, keys in keys_by_lang.items():
+        for key in sorted(set(keys)):
+            source = line if voice.raw_text(line, lang, key) is not None else COMMON
+            text = voice.raw_text(source, lang, key)
+            if text is None:
+                problems.append(
+                    f"{line}/{lang}: prompt {key!r} has no text (prompts/texts/{line}.{lang}.yaml)"
+                )
+                continue
+
+            template = parse_template(key, text, lang, source)
+            for seg in template.segments:
+                if seg.static is None and seg.kind not in KINDS:
+                    problems.append(
+                        f"{line}/{lang}: prompt {key!r}: unknown placeholder kind {{{seg.name}:{seg.kind}}}"
+                    )
+            if manifest is None:
+                continue
+            for stem, piece in template.static_pieces():
+                rel = f"{lang}/{source}/{stem}.wav"
+                problem = _audio_problem(settings.sounds, manifest, rel, piece)
+                if problem:
+                    problems.append(f"{line}/{lang}: prompt {key!r}: {problem}")
+            if template.has_placeholders and lang not in words_checked and lang in WORDING:
+                words_checked.add(lang)
+                missing = [
+                    w
+                    for w in sorted(vocabulary(lang))
+                    if not (settings.sounds / lang / WORDS_DIR / f"{slug(w)}.wav").is_file()
+                ]
+                if missing:
+                    problems.append(
+                        f"{lang}: {len(missing)} value words have no audio (e.g. {missing[0]!r}); "
+                        "run `ivr prompts render`"
+                    )
+    return problems
+
+
+def _audio_problem(sounds: Path, manifest: Manifest, rel: str, text: str) -> str | None:
+    path = sounds / rel
+    if not path.is_file():
+        return f"no audio {rel} (run `ivr prompts render`)"
+    entry = manifest.get(rel)
+    if entry is None or entry.get("text") != text:
+        return f"audio {rel} is older than its text (run `ivr prompts render`)"
+    return None
+
+
+def check_all(settings: Settings) -> list[str]:
+    """Every text of every line and language: placeholder kinds valid, audio rendered and current."""
+    voice = PromptVoice(settings)
+    problems: list[str] = []
+    for line in voice.lines():
+        keys_by_lang = {
+            lang: voice.keys(line, lang) + voice.keys(COMMON, lang) for lang in voice.languages(line)
+        }
+        problems += check_prompts(settings, line, keys_by_lang, voice=voice)
+    return problems
+
+
+def wav_info(path: Path) -> tuple[int, int, int, float]:
+    """(rate, channels, sample width, seconds) of a WAV file."""
+    with wave.open(str(path), "rb") as wav:
+        return (
+            wav.getframerate(),
+            wav.getnchannels(),
+            wav.getsampwidth(),
+            wav.getnframes() / wav.getframerate(),
+        )
