@@ -1,0 +1,313 @@
+"""The domain's tables as typed SQLAlchemy 2 models.
+
+Conventions: money is `Numeric(12, 2)` read as `Decimal` (never float); times are naive UTC `DateTime`
+(SQLite keeps no zone; the services' clock gives naive UTC); phone numbers are 11 digits starting with 7.
+Secrets (PIN, web password) are stored only as hashes; an SMS text may carry a temporary password or a
+new card number because the outbox is the delivery channel, never the application log.
+
+Money and points change only under a lock on the `Account` row (`SELECT ... FOR UPDATE` on PostgreSQL,
+`BEGIN IMMEDIATE` on SQLite, see `ivr.db.session`); `Account.version` is bumped on every such change so
+an optimistic reader can tell.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Money = Numeric(12, 2, asdecimal=True)
+ZERO = Decimal("0.00")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Plan(Base):
+    """A tariff plan. `kind` says which customers may have it (personal/corporate); archived plans stay
+    on the subscribers who have them but are offered to nobody."""
+
+    __tablename__ = "plan"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    monthly_fee: Mapped[Decimal] = mapped_column(Money)
+    minutes: Mapped[int] = mapped_column(Integer, default=0)
+    sms: Mapped[int] = mapped_column(Integer, default=0)
+    data_mb: Mapped[int] = mapped_column(Integer, default=0)
+    kind: Mapped[str] = mapped_column(String(16), default="personal")  # personal | corporate
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class Account(Base):
+    """Who pays (mobile) or who collects points (loyalty). Balance, credit and points live here."""
+
+    __tablename__ = "account"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(20), unique=True)  # personal-account number
+    kind: Mapped[str] = mapped_column(String(16))  # mobile | loyalty
+    holder: Mapped[str] = mapped_column(String(200))
+    corporate: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | closed
+    balance: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    credit_limit: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    trust_credit: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_billing_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    bonus_enrolled_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    points: Mapped[int] = mapped_column(Integer, default=0)  # cache of the ledger: sum(points_entry.delta)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+    subscribers: Mapped[list[Subscriber]] = relationship(back_populates="account")
+
+
+class Subscriber(Base):
+    """A phone number (MSISDN) on an account, with its plan, package remainders and credentials."""
+
+    __tablename__ = "subscriber"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    msisdn: Mapped[str] = mapped_column(String(11), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | closed
+    access_level: Mapped[str] = mapped_column(String(16), default="manage_account")
+    language: Mapped[str] = mapped_column(String(5), default="ru")
+    roaming: Mapped[bool] = mapped_column(Boolean, default=False)
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plan.id"), nullable=True)
+    pending_plan_id: Mapped[int | None] = mapped_column(ForeignKey("plan.id"), nullable=True)
+    pending_plan_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    plan_changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    minutes_left: Mapped[int] = mapped_column(Integer, default=0)
+    sms_left: Mapped[int] = mapped_column(Integer, default=0)
+    data_mb_left: Mapped[int] = mapped_column(Integer, default=0)
+    # IVR authentication
+    pin_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    pin_failures: Mapped[int] = mapped_column(Integer, default=0)
+    pin_locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # Web personal account
+    web_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    web_password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    web_must_change: Mapped[bool] = mapped_column(Boolean, default=False)
+    web_failures: Mapped[int] = mapped_column(Integer, default=0)
+    web_locked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    account: Mapped[Account] = relationship(back_populates="subscribers")
+    plan: Mapped[Plan | None] = relationship(foreign_keys=[plan_id])
+    pending_plan: Mapped[Plan | None] = relationship(foreign_keys=[pending_plan_id])
+
+
+class Charge(Base):
+    """Money taken from an account (plan fee, option, subscription, calls)."""
+
+    __tablename__ = "charge"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscriber.id"), nullable=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    title: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+
+
+class Payment(Base):
+    """Money put on an account (including promised payments, `kind="promised"`)."""
+
+    __tablename__ = "payment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    kind: Mapped[str] = mapped_column(String(16), default="cash")  # cash | card | promised
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+
+
+class PromisedPayment(Base):
+    __tablename__ = "promised_payment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    until: Mapped[dt.date] = mapped_column(Date)
+    settled_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Option(Base):
+    """A switchable service option (roaming packs, caller ID, ...) with a monthly price."""
+
+    __tablename__ = "option"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    price: Mapped[Decimal] = mapped_column(Money)
+    sort: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SubscriberOption(Base):
+    __tablename__ = "subscriber_option"
+    __table_args__ = (UniqueConstraint("subscriber_id", "option_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"), index=True)
+    option_id: Mapped[int] = mapped_column(ForeignKey("option.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    changed_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+    option: Mapped[Option] = relationship()
+
+
+class ContentSubscription(Base):
+    """A paid third-party content subscription billed to the number."""
+
+    __tablename__ = "content_subscription"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"), index=True)
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(100))
+    price: Mapped[Decimal] = mapped_column(Money)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class NumberBlock(Base):
+    """A voluntary block of a number. Active while `starts_at <= now < ends_at` and not ended early."""
+
+    __tablename__ = "number_block"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"), index=True)
+    starts_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    ends_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    reason: Mapped[str] = mapped_column(String(32), default="voluntary")
+
+
+class LoyaltyCard(Base):
+    """A loyalty card. The full number is stored (it identifies the card at the till) but never logged
+    nor said: the line reads the last four digits only."""
+
+    __tablename__ = "loyalty_card"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(13), unique=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | blocked | replaced
+    virtual: Mapped[bool] = mapped_column(Boolean, default=False)
+    registered_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    blocked_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    replaced_by_id: Mapped[int | None] = mapped_column(ForeignKey("loyalty_card.id"), nullable=True)
+
+
+class Reward(Base):
+    """Something points buy. `kind` says what redemption adds: minutes / sms / data_mb to the number, or
+    a voucher (nothing added to the account, the SMS carries it)."""
+
+    __tablename__ = "reward"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    points: Mapped[int] = mapped_column(Integer)
+    programme: Mapped[str] = mapped_column(String(16))  # mobile | loyalty (matches Account.kind)
+    kind: Mapped[str] = mapped_column(String(16))  # minutes | sms | data_mb | voucher
+    quantity: Mapped[int] = mapped_column(Integer, default=0)
+    sort: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class PointsEntry(Base):
+    """The points ledger. Every change of `Account.points` is one entry with the same `delta`.
+    Grants (delta > 0) carry `expires_at` and `remaining` (what is left of them after spending, oldest
+    expiry first); spending and expiry entries have delta < 0."""
+
+    __tablename__ = "points_entry"
+    __table_args__ = (Index("ix_points_entry_account_expiry", "account_id", "expires_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # grant | redeem | transfer_out | transfer_in | expire
+    delta: Mapped[int] = mapped_column(Integer)
+    remaining: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    note: Mapped[str] = mapped_column(String(200), default="")
+
+
+class PasswordReset(Base):
+    """One web-password reset (for the daily limit). Holds no password."""
+
+    __tablename__ = "password_reset"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class SmsOutbox(Base):
+    """SMS waiting for delivery, written in the same transaction as the change it reports."""
+
+    __tablename__ = "sms_outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    msisdn: Mapped[str] = mapped_column(String(11))
+    text: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AuditRecord(Base):
+    """What changed, when, from which call and line. `detail` never holds a secret."""
+
+    __tablename__ = "audit_record"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    call_id: Mapped[str] = mapped_column(String(64), default="")
+    line: Mapped[str] = mapped_column(String(32), default="")
+    action: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    subscriber_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class IdempotencyRecord(Base):
+    """The first result of a changing operation, by its key (call id + step). A retry with the same key
+    gets this result back and changes nothing."""
+
+    __tablename__ = "idempotency_record"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(64))
+    result: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)

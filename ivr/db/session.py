@@ -1,0 +1,156 @@
+"""Engines and the unit of work: one transaction per operation.
+
+`make_uow_factory(url)` builds an engine once and returns a `UowFactory`; each call of the factory gives
+a fresh `UnitOfWork` (a session and one transaction). The server and the simulator build one factory at
+start and put it into every `ActionContext`.
+
+```python
+factory = make_uow_factory(settings.db_url)
+with factory(write=True) as uow:
+    result = services.bonus.redeem(uow, ...)
+    uow.commit()               # leaving the block without commit rolls everything back
+```
+
+Locking: on PostgreSQL, services lock rows with `uow.locked(stmt)` (`SELECT ... FOR UPDATE`). SQLite has no
+row locks, so a write unit of work starts with `BEGIN IMMEDIATE`, taking the database's write lock at the
+start; concurrent writers queue on the busy timeout instead of failing on a stale read. Read units of work
+start a deferred transaction and, with WAL, never wait for writers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, Select, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], dt.datetime]
+S = TypeVar("S", bound="Select[Any]")
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC now: the database stores naive UTC times."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine with the project's SQLite setup (WAL, foreign keys, busy timeout, explicit BEGIN)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args.setdefault("timeout", 60)
+        connect_args.setdefault("check_same_thread", False)
+        kwargs.setdefault("pool_size", 20)
+        kwargs.setdefault("max_overflow", 100)
+        kwargs.setdefault("pool_timeout", 120)
+        database = parsed.database or ""
+        if database in ("", ":memory:"):
+            # Each pooled connection would be a different empty database; keep one.
+            from sqlalchemy.pool import StaticPool
+
+            kwargs.pop("pool_size")
+            kwargs.pop("max_overflow")
+            kwargs.pop("pool_timeout")
+            kwargs["poolclass"] = StaticPool
+        engine = create_engine(url, connect_args=connect_args, **kwargs)
+        _setup_sqlite(engine, file_backed=database not in ("", ":memory:"))
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 40)
+    return create_engine(url, **kwargs)
+
+
+def _setup_sqlite(engine: Engine, *, file_backed: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own handling defers it badly).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        if file_backed:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+class UnitOfWork:
+    """One session, one transaction. Use as a context manager; `commit()` inside, or it rolls back."""
+
+    def __init__(self, engine: Engine, *, write: bool, clock: Clock) -> None:
+        self.dialect = engine.dialect.name
+        self.write = write
+        self._clock = clock
+        bind = engine
+        if self.dialect == "sqlite" and write:
+            bind = engine.execution_options(sqlite_begin="IMMEDIATE")
+        self.session = Session(bind=bind, expire_on_commit=False, autoflush=True)
+        self._done = False
+
+    def __enter__(self) -> UnitOfWork:
+        # Start the transaction now so SQLite's write lock is taken before anything is read.
+        self.session.connection()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._done:
+            self.session.rollback()
+        self.session.close()
+
+    def commit(self) -> None:
+        self.session.commit()
+        self._done = True
+
+    def rollback(self) -> None:
+        self.session.rollback()
+        self._done = True
+
+    def now(self) -> dt.datetime:
+        return self._clock()
+
+    def today(self) -> dt.date:
+        return self._clock().date()
+
+    def locked(self, stmt: S) -> S:
+        """`stmt` as a locking read: FOR UPDATE where the database has row locks (SQLite is already
+        serialised by BEGIN IMMEDIATE), and always refreshing objects already in the session."""
+        stmt = stmt.execution_options(populate_existing=True)
+        if self.dialect != "sqlite":
+            stmt = stmt.with_for_update()
+        return stmt
+
+
+class UowFactory:
+    """Makes units of work over one engine. `factory(write=True)` for operations that change state."""
+
+    def __init__(self, engine: Engine, clock: Clock = utcnow) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    def __call__(self, write: bool = False) -> UnitOfWork:
+        return UnitOfWork(self.engine, write=write, clock=self.clock)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def make_uow_factory(url: str, *, clock: Clock = utcnow, **engine_kwargs: Any) -> UowFactory:
+    """The one way the server, the simulator and the tools reach the database."""
+    return UowFactory(make_engine(url, **engine_kwargs), clock=clock)

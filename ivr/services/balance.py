@@ -1,0 +1,276 @@
+"""Balance report, payments and charges, promised payment and trust credit.
+
+Money is Decimal with two places. `available = balance + credit_limit`: what the subscriber can still
+spend. Every change of `Account.balance` happens under the account row lock and bumps `Account.version`.
+
+Promised payment (a small sum credited for a few days when the money has run out):
+- only when `balance < PROMISE_BELOW` and the debt is at most `PROMISE_MAX_DEBT`;
+- the account is at least `PROMISE_MIN_AGE` old, and has no overdue (unsettled, past its date) one;
+- one at a time: an unsettled one still running gives `already_active`;
+- amount: the debt plus 50, rounded up to a multiple of 50, at least 100; for `PROMISE_DAYS` days.
+A real payment settles it; `settle_overdue_promises` takes back the ones past their date.
+
+Trust credit (the credit limit switched on): the account is at least 90 days old and paid at least
+`TRUST_MIN_PAID` in the last 90 days; the limit is a third of that, rounded down to 50, capped at 1000.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+from sqlalchemy import func, select
+
+from ivr.db.models import Account, Charge, Payment, PromisedPayment
+from ivr.db.session import UnitOfWork
+from ivr.services.common import (
+    NO_ORIGIN,
+    Origin,
+    audit,
+    load_subscriber,
+    lock_account,
+    may_change_account,
+    once,
+)
+
+log = logging.getLogger(__name__)
+
+CENT = Decimal("0.01")
+PROMISE_BELOW = Decimal("50.00")
+PROMISE_MAX_DEBT = Decimal("300.00")
+PROMISE_MIN_AMOUNT = Decimal("100.00")
+PROMISE_DAYS = 3
+PROMISE_MIN_AGE = dt.timedelta(days=60)
+TRUST_MIN_AGE = dt.timedelta(days=90)
+TRUST_MIN_PAID = Decimal("300.00")
+TRUST_MAX_LIMIT = Decimal("1000.00")
+
+
+@dataclass(frozen=True)
+class ChargeLine:
+    amount: Decimal
+    date: dt.date
+    title: str
+
+
+@dataclass(frozen=True)
+class PaymentLine:
+    amount: Decimal
+    date: dt.date
+
+
+@dataclass(frozen=True)
+class BalanceReport:
+    status: str  # ok
+    balance: Decimal
+    credit_limit: Decimal
+    available: Decimal
+    minutes_left: int
+    sms_left: int
+    data_mb_left: int
+    bonus_points: int
+    charges: tuple[ChargeLine, ...]
+    payments: tuple[PaymentLine, ...]
+    promised_amount: Decimal | None = None
+    promised_until: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class PromiseResult:
+    status: str  # ok | not_eligible | already_active | forbidden
+    amount: Decimal | None = None
+    until: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class TrustResult:
+    status: str  # ok | not_eligible | already_active | forbidden
+    credit_limit: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    status: str  # ok
+    balance: Decimal
+
+
+def money(value: Decimal | int | str) -> Decimal:
+    return Decimal(value).quantize(CENT)
+
+
+def charge(
+    uow: UnitOfWork, account: Account, amount: Decimal, title: str, subscriber_id: int | None = None
+) -> None:
+    """Take `amount` from a locked account and record the charge."""
+    amount = money(amount)
+    account.balance = money(account.balance - amount)
+    account.version += 1
+    uow.session.add(
+        Charge(
+            account_id=account.id,
+            subscriber_id=subscriber_id,
+            amount=amount,
+            title=title,
+            created_at=uow.now(),
+        )
+    )
+
+
+def available(account: Account) -> Decimal:
+    return money(account.balance + account.credit_limit)
+
+
+def active_promise(uow: UnitOfWork, account_id: int) -> PromisedPayment | None:
+    return uow.session.scalars(
+        select(PromisedPayment)
+        .where(PromisedPayment.account_id == account_id, PromisedPayment.settled_at.is_(None))
+        .order_by(PromisedPayment.id.desc())
+    ).first()
+
+
+def report(uow: UnitOfWork, subscriber_id: int) -> BalanceReport:
+    from ivr.services.bonus import live_points  # bonus imports balance for charges
+
+    sub = load_subscriber(uow, subscriber_id)
+    account = sub.account
+    charges = uow.session.scalars(
+        select(Charge)
+        .where(Charge.account_id == account.id)
+        .order_by(Charge.created_at.desc(), Charge.id.desc())
+    ).fetchmany(5)
+    payments = uow.session.scalars(
+        select(Payment)
+        .where(Payment.account_id == account.id)
+        .order_by(Payment.created_at.desc(), Payment.id.desc())
+    ).fetchmany(3)
+    promise = active_promise(uow, account.id)
+    return BalanceReport(
+        status="ok",
+        balance=money(account.balance),
+        credit_limit=money(account.credit_limit),
+        available=available(account),
+        minutes_left=sub.minutes_left,
+        sms_left=sub.sms_left,
+        data_mb_left=sub.data_mb_left,
+        bonus_points=live_points(uow, account.id) if account.bonus_enrolled_at else 0,
+        charges=tuple(ChargeLine(money(c.amount), c.created_at.date(), c.title) for c in charges),
+        payments=tuple(PaymentLine(money(p.amount), p.created_at.date()) for p in payments),
+        promised_amount=money(promise.amount) if promise else None,
+        promised_until=promise.until if promise else None,
+    )
+
+
+def _promise_amount(balance: Decimal) -> Decimal:
+    need = (-balance + Decimal(50)) / Decimal(50)
+    amount = need.to_integral_value(rounding=ROUND_CEILING) * Decimal(50)
+    return money(max(PROMISE_MIN_AMOUNT, amount))
+
+
+def promise_payment(
+    uow: UnitOfWork, subscriber_id: int, *, origin: Origin = NO_ORIGIN, key: str | None = None
+) -> PromiseResult:
+    def run() -> PromiseResult:
+        sub = load_subscriber(uow, subscriber_id)
+        if not may_change_account(sub):
+            return PromiseResult(status="forbidden")
+        account = lock_account(uow, sub.account_id)
+        today = uow.today()
+        promise = active_promise(uow, account.id)
+        if promise is not None:
+            if promise.until >= today:
+                return PromiseResult(
+                    status="already_active", amount=money(promise.amount), until=promise.until
+                )
+            return PromiseResult(status="not_eligible")  # overdue and not paid back
+        if (
+            account.kind != "mobile"
+            or account.balance >= PROMISE_BELOW
+            or -account.balance > PROMISE_MAX_DEBT
+            or uow.now() - account.created_at < PROMISE_MIN_AGE
+        ):
+            return PromiseResult(status="not_eligible")
+        amount = _promise_amount(account.balance)
+        until = today + dt.timedelta(days=PROMISE_DAYS)
+        uow.session.add(
+            PromisedPayment(account_id=account.id, amount=amount, created_at=uow.now(), until=until)
+        )
+        uow.session.add(Payment(account_id=account.id, amount=amount, kind="promised", created_at=uow.now()))
+        account.balance = money(account.balance + amount)
+        account.version += 1
+        audit(
+            uow,
+            origin,
+            "payment.promise",
+            account_id=account.id,
+            subscriber_id=sub.id,
+            amount=amount,
+            until=until,
+        )
+        return PromiseResult(status="ok", amount=amount, until=until)
+
+    return once(uow, key, "payment.promise", PromiseResult, run)
+
+
+def record_payment(
+    uow: UnitOfWork, account_id: int, amount: Decimal, *, kind: str = "cash", origin: Origin = NO_ORIGIN
+) -> PaymentResult:
+    """A real payment arrives (billing feed, staff, tests). It settles a running promised payment."""
+    account = lock_account(uow, account_id)
+    amount = money(amount)
+    uow.session.add(Payment(account_id=account.id, amount=amount, kind=kind, created_at=uow.now()))
+    account.balance = money(account.balance + amount)
+    account.version += 1
+    promise = active_promise(uow, account.id)
+    if promise is not None:
+        promise.settled_at = uow.now()
+    audit(uow, origin, "payment.record", account_id=account.id, amount=amount, kind=kind)
+    return PaymentResult(status="ok", balance=account.balance)
+
+
+def settle_overdue_promises(uow: UnitOfWork, *, origin: Origin = NO_ORIGIN) -> int:
+    """Take back promised payments past their date (a billing job). Returns how many."""
+    overdue = uow.session.scalars(
+        select(PromisedPayment).where(
+            PromisedPayment.settled_at.is_(None), PromisedPayment.until < uow.today()
+        )
+    ).all()
+    for promise in overdue:
+        account = lock_account(uow, promise.account_id)
+        charge(uow, account, promise.amount, "Возврат обещанного платежа")
+        promise.settled_at = uow.now()
+        audit(uow, origin, "payment.promise_settled", account_id=account.id, amount=promise.amount)
+    return len(overdue)
+
+
+def enable_trust_credit(
+    uow: UnitOfWork, subscriber_id: int, *, origin: Origin = NO_ORIGIN, key: str | None = None
+) -> TrustResult:
+    def run() -> TrustResult:
+        sub = load_subscriber(uow, subscriber_id)
+        if not may_change_account(sub):
+            return TrustResult(status="forbidden")
+        account = lock_account(uow, sub.account_id)
+        if account.trust_credit:
+            return TrustResult(status="already_active", credit_limit=money(account.credit_limit))
+        now = uow.now()
+        paid = uow.session.scalar(
+            select(func.coalesce(func.sum(Payment.amount), 0)).where(
+                Payment.account_id == account.id,
+                Payment.kind != "promised",
+                Payment.created_at >= now - dt.timedelta(days=90),
+            )
+        )
+        paid = money(Decimal(paid or 0))
+        if account.kind != "mobile" or now - account.created_at < TRUST_MIN_AGE or paid < TRUST_MIN_PAID:
+            return TrustResult(status="not_eligible")
+        limit = (paid / 3 / Decimal(50)).to_integral_value(rounding=ROUND_FLOOR) * Decimal(50)
+        limit = money(min(TRUST_MAX_LIMIT, limit))
+        account.trust_credit = True
+        account.credit_limit = money(account.credit_limit + limit)
+        account.version += 1
+        audit(uow, origin, "credit.trust_enable", account_id=account.id, subscriber_id=sub.id, limit=limit)
+        return TrustResult(status="ok", credit_limit=account.credit_limit)
+
+    return once(uow, key, "credit.trust_enable", TrustResult, run)
