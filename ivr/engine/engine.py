@@ -174,9 +174,9 @@ class _Run:
     def refs(self, specs: Sequence[PromptSpec]) -> tuple[PromptRef, ...]:
         out: list[PromptRef] = []
         for spec in specs:
-            if spec.when is not None and not self.holds(spec.when):
-                continue
             if spec.each is None:
+                if spec.when is not None and not self.holds(spec.when):
+                    continue
                 out.append(PromptRef(spec.key, {ph: self.vars.get(var) for ph, var in spec.values.items()}))
                 continue
             items = self.vars.get(spec.each) or []
@@ -184,6 +184,8 @@ class _Run:
                 continue
             for item in list(items)[: spec.limit]:
                 fields = item if isinstance(item, Mapping) else {"item": item}
+                if spec.when is not None and not evaluate(spec.when, {**self.vars, **fields}):
+                    continue
                 values = {
                     ph: fields[ph] if ph in fields else self.vars.get(var) for ph, var in spec.values.items()
                 }
@@ -505,7 +507,7 @@ class _Run:
             value = check_digits(node.check, digits)
             if value is None:
                 return False
-            self.vars[node.into] = value
+            self.vars[node.into] = int(value) if node.integer else value
             if node.secret:
                 self.secret_vars.add(node.into)
             self.enter(node.goto)
@@ -551,7 +553,9 @@ class _Run:
         if picked is None:
             return False
         self.vars[node.into] = str(picked.get("key"))
-        self.vars[f"{node.into}_name"] = picked.get("name")
+        for name, value in picked.items():  # the chosen item's fields, e.g. plan_key_name, card_key_last4
+            if name != "key":
+                self.vars[f"{node.into}_{name}"] = value
         self.enter(node.goto)
         return True
 

@@ -70,14 +70,14 @@ class Retries:
 
 DEFAULT_RETRIES = Retries(
     no_input=(
-        RetryHandler("reprompt", (PromptSpec("no_input_short"),)),
-        RetryHandler("help", (PromptSpec("no_input_short"),)),
-        RetryHandler("operator", (PromptSpec("retry_to_operator"),)),
+        RetryHandler("reprompt", (PromptSpec("no_input"),)),
+        RetryHandler("help", (PromptSpec("no_input"),)),
+        RetryHandler("operator", (PromptSpec("transfer_to_operator"),)),
     ),
     no_match=(
-        RetryHandler("reprompt", (PromptSpec("no_match_short"),)),
-        RetryHandler("help", (PromptSpec("no_match_short"),)),
-        RetryHandler("operator", (PromptSpec("retry_to_operator"),)),
+        RetryHandler("reprompt", (PromptSpec("no_match"),)),
+        RetryHandler("help", (PromptSpec("no_match"),)),
+        RetryHandler("operator", (PromptSpec("transfer_to_operator"),)),
     ),
 )
 
@@ -155,6 +155,7 @@ class CollectDigits(Node):
     terminator: str | None = "#"
     check: str | None = None  # luhn | ean13 | ru_phone | card (luhn or ean13)
     secret: bool = False
+    integer: bool = False  # store the digits as an int (days, points), else as a string
     first_digit_timeout: float | None = None
     inter_digit_timeout: float | None = None
     goto: str = ""
@@ -232,7 +233,8 @@ class SetVars(Node):
 @dataclass(frozen=True)
 class Choose(Node):
     """Say each item of a list variable (`item_prompt`), then collect the caller's choice by the item's
-    `key` (or its `name` spoken). Stores the key in `into` and the item's name in `<into>_name`."""
+    `key` (or its `name` spoken). Stores the key in `into` and each other field of the chosen item in
+    `<into>_<field>` (e.g. `plan_key_name`)."""
 
     items: str = ""
     item_prompt: PromptSpec | None = None

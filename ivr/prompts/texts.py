@@ -14,7 +14,20 @@ import yaml
 
 PLACEHOLDER = re.compile(r"\{(\w+)(?::(\w+))?\}")
 PLACEHOLDER_KINDS = frozenset(
-    {"money", "points", "minutes", "sms", "megabytes", "days", "number", "date", "phone", "digits", "name"}
+    {
+        "money",
+        "points",
+        "minutes",
+        "sms",
+        "megabytes",
+        "gigabytes",
+        "days",
+        "number",
+        "date",
+        "phone",
+        "digits",
+        "name",
+    }
 )
 
 

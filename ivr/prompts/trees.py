@@ -155,6 +155,8 @@ def _node_errors(
     if not isinstance(node, dict):
         return [TreeError(file, line, "schema", f"node {path[1]}: a node is a mapping")]
     kinds = [k for k in NODE_KINDS if k in node]
+    if len(kinds) > 1 and "say" in kinds:  # `say` is also an attribute of transfer and choose
+        kinds.remove("say")
     if len(kinds) != 1:
         found = ", ".join(kinds) or "none"
         return [
@@ -189,7 +191,8 @@ class _Builder:
         for op in ("eq", "ne", "lt", "le", "gt", "ge", "in"):
             if op in raw:
                 return Condition(raw["var"], op, raw[op], line)
-        return Condition(raw["var"], raw.get("is", "true"), None, line)
+        op = raw.get("is", "true")
+        return Condition(raw["var"], str(op).lower() if isinstance(op, bool) else op, None, line)
 
     def prompt(self, raw: Any, path: Path_) -> PromptSpec:
         line = line_of(self.lines, path)
@@ -308,12 +311,11 @@ class _Builder:
                 terminator=raw.get("terminator", "#"),
                 check=raw.get("check"),
                 secret=bool(raw.get("secret", False)),
+                integer=bool(raw.get("integer", False)),
                 first_digit_timeout=raw.get("first_digit_timeout"),
                 inter_digit_timeout=raw.get("inter_digit_timeout"),
                 goto=raw["goto"],
             )
-        if "say" in raw:
-            return Say(**common, prompts=self.prompts(raw["say"], (*p, "say")), goto=raw["goto"])
         if "confirm" in raw:
             return Confirm(
                 **common,
@@ -358,7 +360,7 @@ class _Builder:
             return Choose(
                 **common,
                 items=raw["choose"],
-                item_prompt=self.prompt(raw["item"], (*p, "item")),
+                item_prompt=self.prompt(raw["item"], (*p, "item")) if "item" in raw else None,
                 prompts=self.prompts(raw.get("say"), (*p, "say")),
                 help=self.prompts(raw.get("help"), (*p, "help")),
                 into=raw["into"],
@@ -371,6 +373,8 @@ class _Builder:
                 prompts=self.prompts(raw["hangup"], (*p, "hangup")),
                 reason=raw.get("reason", "normal"),
             )
+        if "say" in raw:  # last: `say` is also an attribute of transfer and choose nodes
+            return Say(**common, prompts=self.prompts(raw["say"], (*p, "say")), goto=raw["goto"])
         raise ValueError(f"node {node_id}: no kind")  # the schema check runs first
 
 

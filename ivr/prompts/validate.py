@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import replace
 
 from ivr.engine.actions import ActionCatalog
 from ivr.engine.engine import DEFAULT_UNIVERSAL_PHRASES, normalize_phrase
@@ -48,6 +49,7 @@ class _Checker:
         self.tree, self.catalog, self.texts = tree, catalog, texts
         self.file = tree.source or f"{tree.line}.yaml"
         self.errors: list[TreeError] = []
+        self.prefixes: tuple[str, ...] = ()
 
     def err(self, line: int, code: str, message: str) -> None:
         self.errors.append(TreeError(self.file, line, code, message))
@@ -320,17 +322,19 @@ class _Checker:
                 for p in getattr(node, attr, ()):
                     yield p, p.line or node.line
             if isinstance(node, Choose) and node.item_prompt:
-                yield node.item_prompt, node.item_prompt.line or node.line
+                yield replace(node.item_prompt, each=node.items), node.item_prompt.line or node.line
 
     def available_vars(self) -> tuple[set[str], bool]:
         """Variable names some node or action may set, and whether that list is complete."""
         names = set(CALL_FACT_VARS)
+        prefixes: list[str] = []
         complete = True
         for node in self.tree.nodes.values():
             if isinstance(node, CollectDigits):
                 names.add(node.into)
             elif isinstance(node, Choose):
-                names.update({node.into, f"{node.into}_name"})
+                names.add(node.into)
+                prefixes.append(f"{node.into}_")  # the chosen item's fields
             elif isinstance(node, SetVars):
                 names.update(node.values)
             elif isinstance(node, Action):
@@ -339,6 +343,7 @@ class _Checker:
                     complete = False
                 else:
                     names.update(info.values)
+        self.prefixes = tuple(prefixes)
         return names, complete
 
     def check_texts(self) -> None:
@@ -366,7 +371,12 @@ class _Checker:
                     var = spec.values.get(name, name)
                     if spec.each is not None:
                         continue  # filled from the list item's fields first
-                    if complete and var not in names and (spec.key, name) not in reported:
+                    if (
+                        complete
+                        and var not in names
+                        and not var.startswith(self.prefixes)
+                        and (spec.key, name) not in reported
+                    ):
                         reported.add((spec.key, name))
                         self.err(
                             line,
