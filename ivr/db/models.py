@@ -218,7 +218,7 @@ class LoyaltyCard(Base):
     __tablename__ = "loyalty_card"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    number: Mapped[str] = mapped_column(String(13), unique=True)
+    number: Mapped[str] = mapped_column(String(19), unique=True)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"), nullable=True, index=True)
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | blocked | replaced
     virtual: Mapped[bool] = mapped_column(Boolean, default=False)

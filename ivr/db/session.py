@@ -43,6 +43,8 @@ def utcnow() -> dt.datetime:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the project's SQLite setup (WAL, foreign keys, busy timeout, explicit BEGIN)."""
     parsed = make_url(url)
+    # Statement parameters may hold card numbers or hashes: keep them out of exception messages (logs).
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
         connect_args = dict(kwargs.pop("connect_args", {}))
         connect_args.setdefault("timeout", 60)

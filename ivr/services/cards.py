@@ -1,7 +1,8 @@
 """Loyalty cards: identify, list, register (at most `MAX_CARDS` per account), block, unblock, reissue.
 
-Card numbers are EAN-13 (the barcode printed on the card): 13 digits whose last is the EAN check digit
-(weights 1,3,1,3,... over the first twelve). A number with a wrong check digit is `invalid_number`.
+Card numbers: plastic cards carry an EAN-13 barcode (13 digits, the last is the EAN check digit: weights
+1,3,1,3,... over the first twelve); co-branded bank-style cards have 16 to 19 digits with a Luhn check
+digit. Any other length, or a wrong check digit, is `invalid_number`.
 Numbers of virtual cards issued by `reissue` start with "29" (an in-store EAN prefix).
 
 The full card number is never returned to the line, logged or audited: results carry the last four digits;
@@ -71,8 +72,20 @@ def ean13_check_digit(first12: str) -> int:
     return (10 - total % 10) % 10
 
 
+def luhn_valid(number: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(number)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
 def valid_card_number(number: str) -> bool:
-    return bool(re.fullmatch(r"\d{13}", number)) and ean13_check_digit(number[:12]) == int(number[12])
+    if re.fullmatch(r"\d{13}", number):
+        return ean13_check_digit(number[:12]) == int(number[12])
+    return bool(re.fullmatch(r"\d{16,19}", number)) and luhn_valid(number)
 
 
 def _clean(number: object) -> str:

@@ -118,7 +118,7 @@ def upgrade() -> None:
     op.create_table(
         "loyalty_card",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("number", sa.String(length=13), nullable=False),
+        sa.Column("number", sa.String(length=19), nullable=False),
         sa.Column("account_id", sa.Integer(), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("virtual", sa.Boolean(), nullable=False),

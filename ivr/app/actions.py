@@ -1,0 +1,530 @@
+"""The action registry: the names trees use, bound to service functions (contract: docs/contracts.md).
+
+`invoke(name, args, ctx)` runs one action in its own unit of work (one transaction) and never raises:
+anything unexpected becomes status "error", logged with the call id and without secrets (the engine
+hides statement parameters; PINs are never put into a message). Result values are plain values the prompt
+layer can say: Decimal for money, int for counts, datetime.date for dates, str for names, lists of dicts
+(each item with a "key" digit) for lists.
+
+Who the action is about comes from the call variables set by earlier results: `subscriber_id`,
+`account_id`, `card_id`. An action that needs one that is missing fails with "error" (a tree bug).
+
+Where the contract's status list for an action has no `forbidden`, a refusal for lack of access
+(view-only, or manage_own for the account's money and points) is reported with the nearest contract status
+and `reason="forbidden"` in the values (`_FORBIDDEN_AS`): payment.promise and credit.trust_enable ->
+not_eligible; bonus.redeem and bonus.transfer -> not_enrolled. bonus.enrol has no refusal status at all:
+its refusal is "error" (the caller is put through to an operator), logged as a warning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from ivr.db.session import UnitOfWork
+from ivr.engine.actions import ActionInfo
+from ivr.engine.events import ActionResult
+from ivr.logs import call_id_var
+from ivr.services import auth, balance, blocking, bonus, cards, password, tariffs
+from ivr.services.common import Origin
+
+log = logging.getLogger(__name__)
+
+UowFactoryLike = Callable[..., UnitOfWork]
+Outcome = tuple[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    call_id: str
+    line: str
+    language: str
+    vars: Mapping[str, Any]
+    uow_factory: UowFactoryLike
+    idempotency_key: str = ""
+
+
+@dataclass(frozen=True)
+class Action:
+    info: ActionInfo
+    run: Callable[[UnitOfWork, Mapping[str, Any], ActionContext], Outcome]
+    # Needs a write transaction even though the tree need not confirm it (the PIN failure counter).
+    writes: bool = False
+
+
+class MissingContext(Exception):
+    """The call variables lack what the action needs (a tree bug)."""
+
+
+# Contract statuses lack "forbidden" for these: the refusal is said with this status (+ reason value).
+_FORBIDDEN_AS: dict[str, str | None] = {
+    "payment.promise": "not_eligible",
+    "credit.trust_enable": "not_eligible",
+    "bonus.enrol": None,
+    "bonus.redeem": "not_enrolled",
+    "bonus.transfer": "not_enrolled",
+}
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+
+def _int_var(ctx: ActionContext, name: str) -> int:
+    value = ctx.vars.get(name)
+    if value is None or value == "":
+        raise MissingContext(f"call variable {name} is not set")
+    return int(value)
+
+
+def _subscriber(ctx: ActionContext) -> int:
+    return _int_var(ctx, "subscriber_id")
+
+
+def _account(ctx: ActionContext) -> int:
+    return _int_var(ctx, "account_id")
+
+
+def _origin(ctx: ActionContext) -> Origin:
+    return Origin(call_id=ctx.call_id, line=ctx.line)
+
+
+def _key(ctx: ActionContext) -> str | None:
+    return ctx.idempotency_key or None
+
+
+def _arg(args: Mapping[str, Any], name: str) -> Any:
+    """An argument, with "" (an unset variable substituted into a template) read as absent."""
+    value = args.get(name)
+    return None if value is None or (isinstance(value, str) and value.strip() == "") else value
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on", "да", "вкл"):
+        return True
+    if text in ("0", "false", "no", "off", "нет", "выкл", "2"):
+        return False
+    raise ValueError("not a yes/no value")
+
+
+def _items(rows: Any, drop: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    return [{k: v for k, v in dataclasses.asdict(r).items() if k not in drop} for r in rows]
+
+
+def _values(result: Any, *names: str) -> dict[str, Any]:
+    return {name: getattr(result, name) for name in names}
+
+
+# --- actions -----------------------------------------------------------------------------------------
+
+
+def _identify(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    number = _arg(args, "number")
+    from_caller_id = number is None
+    if from_caller_id:
+        number = ctx.vars.get("caller_id")
+    found = auth.identify(uow, None if number is None else str(number))
+    if found.status != "found":
+        return found.status, {}
+    trusted = from_caller_id and bool(ctx.vars.get("caller_id_trusted"))
+    values = _values(found, "subscriber_id", "account_id", "access_level", "msisdn", "pin_set")
+    values["authenticated"] = trusted
+    return "found", values
+
+
+def _verify_pin(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    number = _arg(args, "number") or ctx.vars.get("msisdn") or ctx.vars.get("caller_id")
+    pin = str(_arg(args, "pin") or "")
+    checked = auth.verify_pin(uow, None if number is None else str(number), pin, origin=_origin(ctx))
+    if checked.status == "ok":
+        return "ok", {
+            "subscriber_id": checked.subscriber_id,
+            "account_id": checked.account_id,
+            "access_level": checked.access_level,
+            "authenticated": True,
+            "attempts_left": checked.attempts_left,
+        }
+    values: dict[str, Any] = {"attempts_left": checked.attempts_left}
+    if checked.subscriber_id is not None:
+        values["subscriber_id"] = checked.subscriber_id
+    if checked.status == "locked" and checked.locked_until is not None:
+        values["locked_until"] = checked.locked_until
+        seconds = (checked.locked_until - uow.now()).total_seconds()
+        values["locked_minutes"] = max(1, int(-(-seconds // 60)))
+    return checked.status, values
+
+
+def _balance_report(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    report = balance.report(uow, _subscriber(ctx))
+    values = _values(
+        report,
+        "balance",
+        "credit_limit",
+        "available",
+        "minutes_left",
+        "sms_left",
+        "data_mb_left",
+        "bonus_points",
+        "promised_amount",
+        "promised_until",
+    )
+    values["charges"] = [
+        {"key": str(i), "amount": c.amount, "date": c.date, "title": c.title}
+        for i, c in enumerate(report.charges, 1)
+    ]
+    values["payments"] = [
+        {"key": str(i), "amount": p.amount, "date": p.date} for i, p in enumerate(report.payments, 1)
+    ]
+    values["charges_count"] = len(report.charges)
+    values["payments_count"] = len(report.payments)
+    return "ok", values
+
+
+def _promise(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = balance.promise_payment(uow, _subscriber(ctx), origin=_origin(ctx), key=_key(ctx))
+    return r.status, _values(r, "amount", "until")
+
+
+def _trust(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = balance.enable_trust_credit(uow, _subscriber(ctx), origin=_origin(ctx), key=_key(ctx))
+    return r.status, _values(r, "credit_limit")
+
+
+def _password_reset(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = password.reset_password(uow, _subscriber(ctx), origin=_origin(ctx), key=_key(ctx))
+    return r.status, _values(r, "sms_to")
+
+
+def _tariff_current(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = tariffs.current_plan(uow, _subscriber(ctx))
+    return r.status, _values(
+        r, "plan_code", "plan_name", "monthly_fee", "next_billing_date", "pending_plan_name", "pending_date"
+    )
+
+
+def _tariff_alternatives(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = tariffs.alternatives(uow, _subscriber(ctx))
+    return r.status, {"plans": _items(r.plans), "plans_count": len(r.plans)}
+
+
+def _tariff_change(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    when = str(_arg(args, "when") or "now").strip().lower()
+    when = {"1": "now", "2": "next_period", "next": "next_period"}.get(when, when)
+    r = tariffs.change_plan(
+        uow,
+        _subscriber(ctx),
+        plan_code=_arg(args, "plan_code"),
+        plan_key=_arg(args, "plan_key"),
+        when=when,
+        origin=_origin(ctx),
+        key=_key(ctx),
+    )
+    return r.status, _values(r, "plan_name", "effective_date", "fee")
+
+
+def _options_list(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = tariffs.list_options(uow, _subscriber(ctx))
+    return r.status, {"options": _items(r.options), "options_count": len(r.options)}
+
+
+def _options_set(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = tariffs.set_option(
+        uow,
+        _subscriber(ctx),
+        on=_bool(args.get("on", True)),
+        option_code=_arg(args, "option_code"),
+        option_key=_arg(args, "option_key"),
+        origin=_origin(ctx),
+        key=_key(ctx),
+    )
+    return r.status, _values(r, "option_name", "price")
+
+
+def _subscriptions_list(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = tariffs.list_subscriptions(uow, _subscriber(ctx))
+    return r.status, {"subscriptions": _items(r.subscriptions), "subscriptions_count": len(r.subscriptions)}
+
+
+def _subscriptions_cancel(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = tariffs.cancel_subscription(
+        uow,
+        _subscriber(ctx),
+        subscription_code=_arg(args, "subscription_code"),
+        subscription_key=_arg(args, "subscription_key"),
+        origin=_origin(ctx),
+        key=_key(ctx),
+    )
+    return r.status, _values(r, "subscription_name")
+
+
+def _number_block(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = blocking.block_number(uow, _subscriber(ctx), _arg(args, "days"), origin=_origin(ctx), key=_key(ctx))
+    return r.status, _values(r, "until")
+
+
+def _number_unblock(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = blocking.unblock_number(uow, _subscriber(ctx), origin=_origin(ctx), key=_key(ctx))
+    return r.status, {}
+
+
+def _account_of(uow: UnitOfWork, ctx: ActionContext) -> int:
+    if ctx.vars.get("account_id") not in (None, ""):
+        return _account(ctx)
+    from ivr.services.common import load_subscriber
+
+    return load_subscriber(uow, _subscriber(ctx)).account_id
+
+
+def _points(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = bonus.points_balance(uow, _account_of(uow, ctx))
+    return r.status, _values(r, "points", "expiring_points", "expiry_date")
+
+
+def _bonus_enrol(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = bonus.enrol(uow, _subscriber(ctx), origin=_origin(ctx), key=_key(ctx))
+    return r.status, {}
+
+
+def _bonus_catalogue(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = bonus.catalogue(uow, _account_of(uow, ctx))
+    return r.status, {"rewards": _items(r.rewards), "rewards_count": len(r.rewards)}
+
+
+def _bonus_redeem(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = bonus.redeem(
+        uow,
+        _subscriber(ctx),
+        reward_code=_arg(args, "reward_code"),
+        reward_key=_arg(args, "reward_key"),
+        origin=_origin(ctx),
+        key=_key(ctx),
+    )
+    return r.status, _values(r, "reward_name", "points_left")
+
+
+def _bonus_transfer(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = bonus.transfer(
+        uow,
+        _subscriber(ctx),
+        str(_arg(args, "to_number") or ""),
+        _arg(args, "points"),
+        origin=_origin(ctx),
+        key=_key(ctx),
+    )
+    return r.status, _values(r, "points_left")
+
+
+def _card_identify(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    card_number = _arg(args, "card_number")
+    number = _arg(args, "number")
+    if card_number is None and number is None:
+        number = ctx.vars.get("caller_id")
+    r = cards.identify_card(
+        uow,
+        card_number=None if card_number is None else str(card_number),
+        number=None if number is None else str(number),
+    )
+    if r.status == "unknown":
+        return "unknown", {}
+    return r.status, _values(r, "card_id", "account_id", "subscriber_id", "card_last4")
+
+
+def _card_list(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = cards.list_cards(uow, _account(ctx))
+    return r.status, {"cards": _items(r.cards, drop=("card_id",)), "count": r.count}
+
+
+def _card_register(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = cards.register_card(
+        uow, _account(ctx), str(_arg(args, "card_number") or ""), origin=_origin(ctx), key=_key(ctx)
+    )
+    return r.status, _values(r, "card_last4", "count")
+
+
+def _card_target(args: Mapping[str, Any], ctx: ActionContext) -> tuple[Any, int | None]:
+    card_key = _arg(args, "card_key")
+    card_id = ctx.vars.get("card_id") if card_key is None else None
+    return card_key, None if card_id in (None, "") else int(card_id)
+
+
+def _card_block(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    card_key, card_id = _card_target(args, ctx)
+    r = cards.block_card(
+        uow, _account(ctx), card_key=card_key, card_id=card_id, origin=_origin(ctx), key=_key(ctx)
+    )
+    return r.status, _values(r, "card_last4")
+
+
+def _card_unblock(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    card_key, card_id = _card_target(args, ctx)
+    r = cards.unblock_card(
+        uow, _account(ctx), card_key=card_key, card_id=card_id, origin=_origin(ctx), key=_key(ctx)
+    )
+    return r.status, _values(r, "card_last4")
+
+
+def _card_reissue(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    card_key, card_id = _card_target(args, ctx)
+    r = cards.reissue_card(
+        uow, _account(ctx), card_key=card_key, card_id=card_id, origin=_origin(ctx), key=_key(ctx)
+    )
+    return r.status, _values(r, "card_last4", "new_card_last4")
+
+
+# --- the registry ------------------------------------------------------------------------------------
+
+
+def _action(
+    name: str,
+    run: Callable[[UnitOfWork, Mapping[str, Any], ActionContext], Outcome],
+    statuses: str,
+    *,
+    changes: bool = False,
+    args: str = "",
+    writes: bool = False,
+) -> tuple[str, Action]:
+    info = ActionInfo(
+        name=name,
+        statuses=frozenset(statuses.split()),
+        changes_state=changes,
+        args=frozenset(args.split()),
+    )
+    return name, Action(info=info, run=run, writes=writes or changes)
+
+
+REGISTRY: dict[str, Action] = dict(
+    [
+        _action("subscriber.identify", _identify, "found unknown closed", args="number"),
+        _action(
+            "subscriber.verify_pin",
+            _verify_pin,
+            "ok wrong locked unknown no_pin",
+            args="number pin",
+            writes=True,
+        ),
+        _action("balance.report", _balance_report, "ok"),
+        _action("payment.promise", _promise, "ok not_eligible already_active", changes=True),
+        _action("credit.trust_enable", _trust, "ok not_eligible already_active", changes=True),
+        _action("password.reset", _password_reset, "ok limit_reached no_web_account", changes=True),
+        _action("tariff.current", _tariff_current, "ok"),
+        _action("tariff.alternatives", _tariff_alternatives, "ok none"),
+        _action(
+            "tariff.change",
+            _tariff_change,
+            "ok not_eligible same_plan insufficient_funds unknown_plan forbidden",
+            changes=True,
+            args="plan_key plan_code when",
+        ),
+        _action("options.list", _options_list, "ok none"),
+        _action(
+            "options.set",
+            _options_set,
+            "ok already unknown_option insufficient_funds forbidden",
+            changes=True,
+            args="option_key option_code on",
+        ),
+        _action("subscriptions.list", _subscriptions_list, "ok none"),
+        _action(
+            "subscriptions.cancel",
+            _subscriptions_cancel,
+            "ok unknown_subscription forbidden",
+            changes=True,
+            args="subscription_key subscription_code",
+        ),
+        _action(
+            "number.block",
+            _number_block,
+            "ok already_blocked invalid_days forbidden",
+            changes=True,
+            args="days",
+        ),
+        _action("number.unblock", _number_unblock, "ok not_blocked forbidden", changes=True),
+        _action("bonus.balance", _points, "ok not_enrolled"),
+        _action("bonus.enrol", _bonus_enrol, "ok already_enrolled", changes=True),
+        _action("bonus.catalogue", _bonus_catalogue, "ok none"),
+        _action(
+            "bonus.redeem",
+            _bonus_redeem,
+            "ok insufficient_points unknown_reward not_enrolled",
+            changes=True,
+            args="reward_key reward_code",
+        ),
+        _action(
+            "bonus.transfer",
+            _bonus_transfer,
+            "ok insufficient_points unknown_recipient invalid_amount not_enrolled",
+            changes=True,
+            args="to_number points",
+        ),
+        _action("card.identify", _card_identify, "found unknown blocked", args="card_number number"),
+        _action("card.list", _card_list, "ok none"),
+        _action(
+            "card.register",
+            _card_register,
+            "ok invalid_number limit_reached already_registered taken",
+            changes=True,
+            args="card_number",
+        ),
+        _action("card.block", _card_block, "ok already_blocked unknown_card", changes=True, args="card_key"),
+        _action("card.unblock", _card_unblock, "ok not_blocked unknown_card", changes=True, args="card_key"),
+        _action("card.reissue", _card_reissue, "ok not_blocked unknown_card", changes=True, args="card_key"),
+        _action("loyalty.balance", _points, "ok not_enrolled"),
+    ]
+)
+
+
+def catalog() -> dict[str, ActionInfo]:
+    """What the tree validator needs: every action's statuses (without "error"), args, changes_state."""
+    return {name: action.info for name, action in REGISTRY.items()}
+
+
+def invoke(name: str, args: Mapping[str, Any], ctx: ActionContext) -> ActionResult:
+    """Run one action in its own transaction. Never raises: failures are status "error"."""
+    token = call_id_var.set(ctx.call_id) if ctx.call_id else None
+    try:
+        action = REGISTRY.get(name)
+        if action is None:
+            log.error("unknown action %s", name)
+            return ActionResult(status="error")
+        for attempt in (1, 2):
+            try:
+                return _run_once(action, args, ctx)
+            except IntegrityError:
+                # Most likely a concurrent first attempt with the same idempotency key committed first:
+                # this transaction rolled back whole; the retry returns the first result.
+                if attempt == 2 or not ctx.idempotency_key:
+                    raise
+                log.info("action %s: retrying after a conflicting concurrent attempt", name)
+        raise AssertionError("unreachable")
+    except Exception as exc:
+        log.error(
+            "action %s failed: %s", name, type(exc).__name__, exc_info=not isinstance(exc, MissingContext)
+        )
+        return ActionResult(status="error")
+    finally:
+        if token is not None:
+            call_id_var.reset(token)
+
+
+def _run_once(action: Action, args: Mapping[str, Any], ctx: ActionContext) -> ActionResult:
+    name = action.info.name
+    with ctx.uow_factory(write=action.writes) as uow:
+        status, values = action.run(uow, args, ctx)
+        if status == "forbidden" and status not in action.info.statuses:
+            mapped = _FORBIDDEN_AS.get(name)
+            if mapped is None:
+                log.warning("action %s refused for lack of access; the contract has no status for it", name)
+                return ActionResult(status="error", values={"reason": "forbidden"})
+            status, values = mapped, {**values, "reason": "forbidden"}
+        if status not in action.info.statuses:
+            raise RuntimeError(f"{name} returned undeclared status {status!r}")
+        uow.commit()
+    log.info("action %s -> %s", name, status)
+    return ActionResult(status=status, values=values)
