@@ -8,6 +8,7 @@ asterisk_conf/ into var/asterisk/etc, binds to loopback, and writes only under v
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -121,7 +122,9 @@ def render_config(
     """Render asterisk_conf/ into var/asterisk/etc with absolute paths and this machine's settings."""
     paths = asterisk_paths(settings)
     if not settings.ami_secret:
-        raise AsteriskError("no AMI secret: run scripts/setup.sh (it writes var/secrets.toml) or set IVR_AMI_SECRET")
+        raise AsteriskError(
+            "no AMI secret: run scripts/setup.sh (it writes var/secrets.toml) or set IVR_AMI_SECRET"
+        )
     found = read_secrets(settings)
     rtp_start = rtp_start or int(os.environ.get("IVR_RTP_START", "20000"))
     values = {
@@ -139,13 +142,15 @@ def render_config(
         "RTP_START": str(rtp_start),
         "RTP_END": str(rtp_start + 998),
         "SOFTPHONE_PASSWORD": found.get("softphone_password") or secrets.token_urlsafe(12),
-        "SOFTPHONE_CALLERID": softphone_callerid or found.get("softphone_callerid") or DEFAULT_SOFTPHONE_CALLERID,
+        "SOFTPHONE_CALLERID": softphone_callerid
+        or found.get("softphone_callerid")
+        or DEFAULT_SOFTPHONE_CALLERID,
         "HOME": str(settings.home),
         "VARDIR": str(settings.var),
         "PYTHON": sys.executable,
     }
     paths.etc.mkdir(parents=True, exist_ok=True)
-    for sub in ("cache", "lib", "agi-bin", "spool", "run", "log"):
+    for sub in ("cache", "lib", "agi-bin", "spool", "run", "log", "log/cdr-csv"):
         (paths.base / sub).mkdir(parents=True, exist_ok=True)
     settings.logs.mkdir(parents=True, exist_ok=True)
     for name in (*CONFIG_FILES, "ivr-agi.sh"):
@@ -253,7 +258,5 @@ def stop(settings: Settings, *, timeout: float = 15.0) -> bool:
 
 def _reap(pid: int) -> None:
     """Collect the exit status if the process is our child (otherwise it stays a zombie and looks alive)."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

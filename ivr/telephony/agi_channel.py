@@ -1,0 +1,153 @@
+"""CallChannel over AGI commands: the same driver for FastAGI (TCP) and stdio AGI (pyst2).
+
+- Prompts: STREAM FILE per audio file, with every DTMF key as escape digit when barge-in is allowed.
+- Collection: keys pressed during the prompts count first; then WAIT FOR DIGIT with the first-digit
+  timeout, then the inter-digit timeout, until max digits, the terminator, or an escape key.
+- Variables: SET VARIABLE; language: SET VARIABLE CHANNEL(language).
+- Transfer / hang-up: publish IVR_RESULT (and IVR_QUEUE) and return; the dialplan acts on them.
+Collected digits of a secret input are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import wave
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from ivr.engine.commands import Collect, PromptRef, Transfer
+from ivr.engine.events import Digits, NoInput, Speech
+from ivr.telephony.agi import AgiResponse, AgiTransport, quote
+from ivr.telephony.channel import ChannelHungUp, prompt_keys
+
+log = logging.getLogger(__name__)
+
+ALL_KEYS = "0123456789*#"
+AUDIO_SUFFIXES = frozenset({".wav", ".gsm", ".sln", ".ulaw", ".alaw", ".g722"})
+
+
+class PromptFiles(Protocol):
+    """The part of ivr.prompts.voice.PromptVoice this driver needs."""
+
+    def files(self, line: str, lang: str, ref: PromptRef) -> list[Path]: ...
+
+
+def _seconds(path: Path) -> float:
+    try:
+        with wave.open(str(path), "rb") as wav:
+            return wav.getnframes() / float(wav.getframerate() or 8000)
+    except (OSError, wave.Error, EOFError):
+        return 0.0
+
+
+class AgiChannel:
+    def __init__(
+        self,
+        transport: AgiTransport,
+        voice: PromptFiles,
+        line: str,
+        language: str,
+        *,
+        read_timeout: float = 30.0,
+    ) -> None:
+        self.transport = transport
+        self.voice = voice
+        self.line = line
+        self.language = language
+        self.read_timeout = read_timeout
+        self.result_published = False
+
+    async def _cmd(self, text: str, *, extra: float = 0.0) -> AgiResponse:
+        return await self.transport.command(text, timeout=self.read_timeout + extra)
+
+    def _files(self, prompts: Sequence[PromptRef]) -> list[Path]:
+        out: list[Path] = []
+        for ref in prompts:
+            try:
+                files = self.voice.files(self.line, self.language, ref)
+            except KeyError:
+                log.warning("prompt %s has no text for %s/%s", ref.key, self.line, self.language)
+                continue
+            for path in files:
+                if path.exists():
+                    out.append(path)
+                else:
+                    log.warning("audio missing: %s (prompt %s)", path, ref.key)
+        return out
+
+    async def play(self, prompts: Sequence[PromptRef], *, barge_in: bool) -> str:
+        escape = ALL_KEYS if barge_in else ""
+        log.info("play %s%s", prompt_keys(prompts), "" if barge_in else " (no barge-in)")
+        for path in self._files(prompts):
+            # Asterisk picks the format itself: STREAM FILE takes the name without the extension.
+            name = str(path.with_suffix("")) if path.suffix in AUDIO_SUFFIXES else str(path)
+            response = await self._cmd(f"STREAM FILE {quote(name)} {quote(escape)}", extra=_seconds(path))
+            if response.code != 200:
+                log.warning("STREAM FILE refused (%s)", response.code)
+                continue
+            if response.value < 0:
+                raise ChannelHungUp("STREAM FILE -1")
+            if response.value > 0:
+                return chr(response.value)
+        return ""
+
+    async def _wait_digit(self, seconds: float) -> str:
+        ms = max(1, int(seconds * 1000))
+        response = await self._cmd(f"WAIT FOR DIGIT {ms}", extra=seconds)
+        if response.code != 200:
+            raise ChannelHungUp(f"WAIT FOR DIGIT refused ({response.code})")
+        if response.value < 0:
+            raise ChannelHungUp("WAIT FOR DIGIT -1")
+        return chr(response.value) if response.value > 0 else ""
+
+    async def collect(self, command: Collect, typed_ahead: str) -> Digits | Speech | NoInput:
+        keys = typed_ahead
+        if not keys:
+            keys = await self.play(command.prompts, barge_in=True)
+        if not keys:
+            keys = await self._wait_digit(command.first_digit_timeout)
+            if not keys:
+                return NoInput()
+        while True:
+            last = keys[-1]
+            if command.terminator and last == command.terminator:
+                keys = keys[:-1]
+                break
+            if last in command.escape_keys and (len(keys) == 1 or not last.isdigit()):
+                break  # a universal key (operator, repeat, back) ends the input at once
+            if len(keys) >= command.max_digits:
+                break
+            key = await self._wait_digit(command.inter_digit_timeout)
+            if not key:
+                break
+            keys += key
+        if not keys:
+            return NoInput()
+        return Digits(keys)
+
+    async def set_variable(self, name: str, value: str) -> None:
+        await self._cmd(f"SET VARIABLE {name} {quote(value)}")
+
+    async def set_language(self, language: str) -> None:
+        self.language = language
+        await self._cmd(f"SET VARIABLE CHANNEL(language) {quote(language)}")
+
+    async def transfer(self, command: Transfer) -> None:
+        await self.set_variable("IVR_QUEUE", command.queue)
+        if command.reason:
+            await self.set_variable("IVR_TRANSFER_REASON", command.reason)
+        await self.set_variable("IVR_RESULT", "transfer")
+        self.result_published = True
+
+    async def hangup(self, reason: str) -> None:
+        await self.set_variable("IVR_RESULT", "hangup")
+        self.result_published = True
+
+    async def publish_error(self) -> None:
+        """Best effort after a failed call: the dialplan's [ivr-failure] path takes over."""
+        await self.set_variable("IVR_RESULT", "error")
+        self.result_published = True
+
+    def trace(self, text: str) -> None:
+        log.debug("%s", text)

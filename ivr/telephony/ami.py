@@ -1,0 +1,171 @@
+"""A small AMI client (panoramisk Manager) to watch calls: channel variables the IVR publishes
+(IVR_LAST_ACTION, IVR_SUBSCRIBER, IVR_RESULT), hang-up causes, and the operator stand-in's UserEvents.
+
+Used by `ivr dial` and the e2e tests. Loopback only; the secret comes from settings (var/secrets.toml).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from panoramisk import Manager
+
+from ivr.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class AmiError(RuntimeError):
+    pass
+
+
+class _Manager(Manager):  # type: ignore[misc]
+    """panoramisk's Manager reconnects forever after any connection loss, even after close(); a
+    watcher that is done must stay closed."""
+
+    closing = False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closing:
+            self._connected = False
+            return
+        super().connection_lost(exc)
+
+    def connection_made(self, f: Any) -> None:
+        if self.closing:
+            with contextlib.suppress(Exception):
+                transport, _protocol = f.result()
+                transport.close()
+            return
+        super().connection_made(f)
+
+
+@dataclass
+class CallRecord:
+    """What AMI told about one call (all channels sharing its Linkedid)."""
+
+    uniqueid: str = ""
+    caller_name: str = ""
+    caller_num: str = ""
+    exten: str = ""
+    variables: dict[str, str] = field(default_factory=dict)  # last value of each variable
+    variable_history: list[tuple[str, str]] = field(default_factory=list)
+    user_events: list[dict[str, str]] = field(default_factory=list)
+    hangup_cause: int | None = None
+    hangup_text: str = ""
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+WATCHED_VARIABLES = frozenset(
+    {
+        "IVR_LAST_ACTION",
+        "IVR_SUBSCRIBER",
+        "IVR_RESULT",
+        "IVR_QUEUE",
+        "IVR_TRANSFER_REASON",
+        "IVR_LINE",
+        "IVR_DID",
+        "IVR_TRUST",
+        "IVR_ROAMING",
+        "AGISTATUS",
+    }
+)
+
+
+class CallWatcher:
+    """Connects to AMI and records events per call. A call is matched by the caller name the dialer
+    puts in P-Asserted-Identity (a per-call token), which Asterisk reports in Newchannel."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.manager: _Manager | None = None
+        self.calls: dict[str, CallRecord] = {}  # by Linkedid
+        self._by_token: dict[str, CallRecord] = {}
+        self._waiting: dict[str, asyncio.Future[CallRecord]] = {}
+
+    async def connect(self, timeout: float = 10.0) -> None:
+        if not self.settings.ami_secret:
+            raise AmiError("no AMI secret configured (var/secrets.toml or IVR_AMI_SECRET)")
+        loop = asyncio.get_running_loop()
+        manager = _Manager(
+            loop=loop,
+            host=self.settings.ami_host,
+            port=self.settings.ami_port,
+            username=self.settings.ami_user,
+            secret=self.settings.ami_secret,
+            ping_delay=3600,
+            ping_interval=3600,
+            reconnect_timeout=1,
+        )
+        manager.register_event("*", self._on_event)
+        self.manager = manager
+        logged_in: asyncio.Future[bool] = loop.create_future()
+
+        def on_login(_m: Any) -> None:
+            if not logged_in.done():
+                logged_in.set_result(True)
+
+        manager.on_login = on_login
+        manager.connect()
+        try:
+            await asyncio.wait_for(logged_in, timeout)
+        except TimeoutError as exc:
+            await self.close()
+            raise AmiError(f"AMI login to {self.settings.ami_host}:{self.settings.ami_port} failed") from exc
+
+    async def close(self) -> None:
+        if self.manager is not None:
+            self.manager.closing = True
+            self.manager.close()
+            self.manager = None
+            await asyncio.sleep(0)
+
+    def expect(self, token: str) -> asyncio.Future[CallRecord]:
+        """A future resolved with the call's record once a channel with caller name `token` appears."""
+        future: asyncio.Future[CallRecord] = asyncio.get_running_loop().create_future()
+        if token in self._by_token:
+            future.set_result(self._by_token[token])
+        else:
+            self._waiting[token] = future
+        return future
+
+    def _on_event(self, _manager: Any, event: Any) -> None:
+        name = str(event.get("Event", ""))
+        linked = str(event.get("Linkedid", "") or event.get("Uniqueid", ""))
+        if name == "Newchannel":
+            token = str(event.get("CallerIDName", ""))
+            if token in self._waiting or token.startswith("dial-"):
+                record = CallRecord(
+                    uniqueid=str(event.get("Uniqueid", "")),
+                    caller_name=token,
+                    caller_num=str(event.get("CallerIDNum", "")),
+                    exten=str(event.get("Exten", "")),
+                )
+                self.calls[linked] = record
+                self._by_token[token] = record
+                future = self._waiting.pop(token, None)
+                if future is not None and not future.done():
+                    future.set_result(record)
+            return
+        record = self.calls.get(linked)
+        if record is None:
+            return
+        if name == "VarSet":
+            variable = str(event.get("Variable", ""))
+            if variable in WATCHED_VARIABLES:
+                value = str(event.get("Value", ""))
+                record.variables[variable] = value
+                record.variable_history.append((variable, value))
+        elif name == "UserEvent":
+            record.user_events.append({str(k): str(v) for k, v in dict(event).items()})
+        elif name == "Hangup":
+            try:
+                record.hangup_cause = int(event.get("Cause", "0"))
+            except ValueError:
+                record.hangup_cause = 0
+            record.hangup_text = str(event.get("Cause-txt", ""))
+            record.ended.set()

@@ -1,0 +1,322 @@
+"""`ivr dial`: a scripted caller. Generates a sipp UAC scenario per call (INVITE with the caller's number
+in P-Asserted-Identity, RFC 2833 DTMF from sipp's shipped pcaps, BYE), runs sipp, and reports what AMI saw:
+channel variables, the operator stand-in's UserEvents, the hang-up cause.
+
+Keys: digits, `*`, `#`; `,` waits one extra second. Keys are sent while prompts play (barge-in).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import socket
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ivr.config import Settings
+from ivr.telephony.ami import CallRecord, CallWatcher
+
+log = logging.getLogger(__name__)
+
+PCAP_DIR = Path("/usr/share/sip-tester")
+KEY_PCAP = {
+    **{d: f"dtmf_2833_{d}.pcap" for d in "0123456789"},
+    "*": "dtmf_2833_star.pcap",
+    "#": "dtmf_2833_pound.pcap",
+}
+
+
+class DialError(RuntimeError):
+    pass
+
+
+@dataclass
+class DialResult:
+    number: str
+    caller: str
+    keys: str
+    sipp_exit: int
+    seconds: float
+    record: CallRecord | None = None
+    sipp_errors: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def variables(self) -> dict[str, str]:
+        return dict(self.record.variables) if self.record else {}
+
+    @property
+    def user_events(self) -> list[dict[str, str]]:
+        return list(self.record.user_events) if self.record else []
+
+    @property
+    def hangup_cause(self) -> int | None:
+        return self.record.hangup_cause if self.record else None
+
+    def describe(self) -> str:
+        lines = [
+            f"call {self.caller or 'withheld'} -> {self.number} keys={self.keys or '-'}: "
+            f"sipp exit {self.sipp_exit}, {self.seconds:.1f} s",
+        ]
+        if self.record is None:
+            lines.append("  AMI: the call was not seen")
+        else:
+            lines.append(f"  channel {self.record.uniqueid} exten {self.record.exten}")
+            for name, value in self.record.variable_history:
+                lines.append(f"  set {name}={value}")
+            for event in self.record.user_events:
+                lines.append(
+                    f"  UserEvent {event.get('UserEvent', '')}: "
+                    + ", ".join(
+                        f"{k}={v}"
+                        for k, v in event.items()
+                        if k not in ("Event", "Privilege", "UserEvent", "content")
+                    )
+                )
+            lines.append(f"  hangup cause {self.record.hangup_cause} ({self.record.hangup_text})")
+        if self.sipp_errors:
+            lines.append("  sipp: " + self.sipp_errors.strip().replace("\n", "\n  sipp: "))
+        return "\n".join(lines)
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait(ms: int, label: str) -> str:
+    """A pause that still answers Asterisk's BYE: wait for one, move on when none comes in time."""
+    return (
+        f'  <recv request="BYE" timeout="{max(1, ms)}" ontimeout="{label}" next="theirbye"/>\n'
+        f'  <label id="{label}"/>'
+    )
+
+
+def _key_steps(keys: str, first_wait: float, gap_ms: int, wait: float) -> str:
+    steps = [_wait(int(first_wait * 1000), "k0")]
+    for n, key in enumerate(keys, start=1):
+        if key == ",":
+            steps.append(_wait(1000, f"k{n}"))
+            continue
+        if key not in KEY_PCAP:
+            raise DialError(f"cannot send key {key!r}")
+        steps.append(f'  <nop><action><exec play_pcap_audio="{PCAP_DIR / KEY_PCAP[key]}"/></action></nop>')
+        steps.append(_wait(gap_ms, f"k{n}"))
+    steps.append(_wait(int(wait * 1000), "ourbye"))
+    return "\n".join(steps)
+
+
+def scenario(
+    number: str,
+    caller: str,
+    token: str,
+    keys: str,
+    *,
+    first_wait: float,
+    gap_ms: int,
+    wait: float,
+    sip_port: int,
+) -> str:
+    """A UAC scenario: INVITE, ACK (to a static Request-URI), keys, then either Asterisk hangs up (we
+    answer its BYE, whenever it comes) or we hang up after `wait` seconds."""
+    pai = (
+        f'P-Asserted-Identity: "{token}" <sip:{caller}@127.0.0.1>'
+        if caller
+        else (f'P-Asserted-Identity: "{token}" <sip:anonymous@anonymous.invalid>\n      Privacy: id')
+    )
+    ruri = f"sip:{number}@127.0.0.1:{sip_port}"
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="ivr dial {number}">
+  <send retrans="500">
+    <![CDATA[
+      INVITE {ruri} SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "tester" <sip:tester@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <{ruri}>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:tester@[local_ip]:[local_port]>
+      {pai}
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=tester 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 8 101
+      a=rtpmap:8 PCMA/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+      a=sendrecv
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send>
+    <![CDATA[
+      ACK {ruri} SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "tester" <sip:tester@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <{ruri}>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: <sip:tester@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+{_key_steps(keys, first_wait, gap_ms, wait)}
+  <send retrans="500">
+    <![CDATA[
+      BYE {ruri} SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "tester" <sip:tester@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <{ruri}>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Contact: <sip:tester@[local_ip]:[local_port]>
+      Reason: Q.850;cause=16;text="Normal call clearing"
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200" crlf="true" next="end"/>
+  <label id="theirbye"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:tester@[local_ip]:[local_port]>
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <label id="end"/>
+</scenario>
+"""
+
+
+def sipp_binary() -> str | None:
+    return shutil.which("sipp")
+
+
+async def run_sipp(scenario_xml: str, settings: Settings, *, timeout: float) -> tuple[int, str]:
+    binary = sipp_binary()
+    if binary is None:
+        raise DialError("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
+    with tempfile.TemporaryDirectory(prefix="ivr-dial-") as tmp:
+        path = Path(tmp) / "call.xml"
+        path.write_text(scenario_xml, encoding="ascii")
+        errors = Path(tmp) / "errors.log"
+        argv = [
+            binary,
+            f"{settings.sip_host}:{settings.sip_port}",
+            "-sf",
+            str(path),
+            "-m",
+            "1",
+            "-l",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(free_udp_port()),
+            "-mp",
+            str(free_udp_port()),
+            "-timeout",
+            f"{int(timeout)}s",
+            "-timeout_error",
+            "-trace_err",
+            "-error_file",
+            str(errors),
+            "-nostdin",
+            "-max_recv_loops",
+            "1000",
+        ]
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=tmp,
+        )
+        try:
+            _out, err = await asyncio.wait_for(proc.communicate(), timeout + 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            return -1, "sipp did not finish in time"
+        text = err.decode(errors="replace")
+        if errors.exists():
+            text += errors.read_text(errors="replace")[-2000:]
+        return int(proc.returncode or 0), text if proc.returncode else ""
+
+
+async def dial(
+    settings: Settings,
+    number: str,
+    *,
+    caller: str,
+    keys: str = "",
+    first_wait: float = 2.0,
+    gap_ms: int = 400,
+    wait: float = 2.0,
+    timeout: float = 120.0,
+    watcher: CallWatcher | None = None,
+) -> DialResult:
+    """Place one call and report what happened. With a shared `watcher` (tests), AMI is not reconnected."""
+    token = f"dial-{uuid.uuid4().hex[:12]}"
+    own_watcher = watcher is None
+    if watcher is None:
+        watcher = CallWatcher(settings)
+        await watcher.connect()
+    seen = watcher.expect(token)
+    began = time.monotonic()
+    try:
+        xml = scenario(
+            number,
+            caller,
+            token,
+            keys,
+            first_wait=first_wait,
+            gap_ms=gap_ms,
+            wait=wait,
+            sip_port=settings.sip_port,
+        )
+        code, errors = await run_sipp(xml, settings, timeout=timeout)
+        record: CallRecord | None = None
+        with contextlib.suppress(TimeoutError):
+            record = await asyncio.wait_for(asyncio.shield(seen), 2.0)
+        if record is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(record.ended.wait(), 10.0)
+        seen.cancel()
+        return DialResult(
+            number=number,
+            caller=caller,
+            keys=keys,
+            sipp_exit=code,
+            seconds=time.monotonic() - began,
+            record=record,
+            sipp_errors=errors,
+        )
+    finally:
+        if own_watcher:
+            await watcher.close()

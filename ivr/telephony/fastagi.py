@@ -1,0 +1,182 @@
+"""The FastAGI server (`ivr serve`): one asyncio task and one Session per call.
+
+Asterisk connects for each call (`AGI(agi://127.0.0.1:4573/<line>?did=...&trust=...&roaming=...)`),
+sends the AGI header, then answers our commands. The header is read by `ivr.telephony.agi.read_header`
+(bounded in time and size; see that module for why panoramisk's Application is not used for it).
+
+Signals: SIGTERM/SIGINT stop accepting new calls and let calls in progress finish for up to
+`grace_seconds`, then cancel them (their callers fall to the dialplan's failure path: apology and an
+operator). SIGHUP reloads trees and prompt texts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ivr.engine.events import CallStarted
+from ivr.logs import call_id_var
+from ivr.telephony.agi import AgiProtocolError, AgiRequest, StreamTransport, parse_request, read_header
+from ivr.telephony.agi_channel import AgiChannel, PromptFiles
+from ivr.telephony.channel import CallChannel, ChannelFailed, ChannelHungUp
+from ivr.telephony.session import CallOutcome, Session
+
+log = logging.getLogger(__name__)
+
+MAX_LINE = 8192
+
+
+def call_from_request(request: AgiRequest, default_language: str) -> CallStarted:
+    """The engine's first event from the dialplan's request."""
+    did = "".join(ch for ch in request.params.get("did", "") if ch.isdigit())
+    return CallStarted(
+        line=request.line,
+        did=did or request.env.get("agi_extension", ""),
+        caller_id=request.caller_id,
+        language=default_language,
+        facts={"caller_id_trusted": request.flag("trust"), "roaming": request.flag("roaming")},
+        call_id=request.uniqueid,
+    )
+
+
+class CallHandler:
+    """What both AGI entries need from the application: a Session for a call, the prompt files, and
+    a reload hook. `ivr.app.bootstrap.LineApp` is the real one; tests pass doubles."""
+
+    def __init__(
+        self,
+        session_factory: Callable[[CallStarted, CallChannel], Session],
+        voice: PromptFiles,
+        *,
+        default_language: str = "ru",
+        read_timeout: float = 30.0,
+        reload: Callable[[], None] | None = None,
+    ) -> None:
+        self.session_factory = session_factory
+        self.voice = voice
+        self.default_language = default_language
+        self.read_timeout = read_timeout
+        self.reload = reload
+
+    async def run_call(self, request: AgiRequest, channel: AgiChannel) -> CallOutcome | None:
+        call = call_from_request(request, self.default_language)
+        token = call_id_var.set(call.call_id or "-")
+        try:
+            try:
+                session = self.session_factory(call, channel)
+            except LookupError:
+                log.error("no line %r (did=%s): sending the caller to the failure path", call.line, call.did)
+                with contextlib.suppress(ChannelFailed, ChannelHungUp, OSError):
+                    await channel.publish_error()
+                return None
+            outcome = await session.run()
+            if outcome.result == "error" and not channel.result_published:
+                with contextlib.suppress(ChannelFailed, ChannelHungUp, OSError):
+                    await channel.publish_error()
+            return outcome
+        finally:
+            call_id_var.reset(token)
+
+
+@dataclass
+class FastAgiServer:
+    handler: CallHandler
+    host: str = "127.0.0.1"
+    port: int = 4573
+    grace_seconds: float = 30.0
+    header_timeout: float = 5.0
+    calls: set[asyncio.Task[None]] = field(default_factory=set)
+    served: int = 0
+    rejected: int = 0
+    _server: asyncio.Server | None = None
+    _stopping: asyncio.Event | None = None
+
+    async def start(self) -> None:
+        self._stopping = asyncio.Event()
+        self._server = await asyncio.start_server(self._connection, self.host, self.port, limit=MAX_LINE)
+        sockets = self._server.sockets or ()
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        log.info("FastAGI listening on %s:%s", self.host, self.port)
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.calls.add(task)
+        transport = StreamTransport(reader, writer)
+        try:
+            try:
+                env = await read_header(reader, timeout=self.header_timeout)
+            except (AgiProtocolError, ChannelHungUp) as exc:
+                self.rejected += 1
+                log.warning("rejected AGI connection from %s: %s", writer.get_extra_info("peername"), exc)
+                return
+            request = parse_request(env)
+            channel = AgiChannel(
+                transport,
+                self.handler.voice,
+                request.line,
+                self.handler.default_language,
+                read_timeout=self.handler.read_timeout,
+            )
+            await self.handler.run_call(request, channel)
+            self.served += 1
+        except asyncio.CancelledError:
+            log.warning("call cancelled at shutdown")
+            raise
+        except Exception:  # one broken call must never take the server down
+            log.exception("unexpected error serving a call")
+        finally:
+            if task is not None:
+                self.calls.discard(task)
+            await transport.close()
+
+    def request_stop(self) -> None:
+        if self._stopping is not None:
+            self._stopping.set()
+
+    async def serve_until_stopped(self) -> None:
+        assert self._stopping is not None
+        await self._stopping.wait()
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, let calls finish (bounded), cancel what is left."""
+        if self._server is not None:
+            self._server.close()
+        active = set(self.calls)
+        if active:
+            log.info("waiting up to %.0f s for %d call(s) in progress", self.grace_seconds, len(active))
+            _done, pending = await asyncio.wait(active, timeout=self.grace_seconds)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5.0)
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 5.0)
+        log.info(
+            "FastAGI server stopped (served %d calls, rejected %d connections)", self.served, self.rejected
+        )
+
+    def install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_stop_signal, sig)
+        if self.handler.reload is not None:
+            loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
+
+    def _on_stop_signal(self, sig: signal.Signals) -> None:
+        log.info("%s: stopping", sig.name)
+        self.request_stop()
+
+    def _on_reload_signal(self) -> None:
+        log.info("SIGHUP: reloading trees and texts")
+        try:
+            if self.handler.reload is not None:
+                self.handler.reload()
+        except Exception:
+            log.exception("reload failed; the previous trees keep serving")
