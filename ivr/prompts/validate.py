@@ -82,11 +82,12 @@ class _Checker:
 
     def check_targets(self) -> None:
         for node in self.tree.nodes.values():
-            for label, target in successors(node):
+            lines = [c.line for c in node.choices] if isinstance(node, Menu) else []
+            for i, (label, target) in enumerate(successors(node)):
                 if target not in self.tree.nodes:
                     where = f" ({label})" if label else ""
                     self.err(
-                        node.line,
+                        lines[i] if i < len(lines) else node.line,
                         "unknown_target",
                         f"node {node.id}{where} goes to {target!r}, which does not exist",
                     )

@@ -1,0 +1,176 @@
+"""Tree loading and validation: broken trees are refused with the right code and line; the shipped trees
+pass with the contract's catalog and with the real action registry; the exported JSON Schema is current."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+
+import pytest
+
+from ivr.engine.actions import ActionCatalog
+from ivr.prompts.schema import schema_json, tree_schema
+from ivr.prompts.texts import load_texts
+from ivr.prompts.trees import TreeInvalid, TreeStore, load_tree, read_yaml_with_lines
+
+ROOT = Path(__file__).resolve().parents[3]
+BROKEN = ROOT / "tests" / "fixtures" / "broken_trees"
+PROMPTS = ROOT / "prompts"
+SHIPPED = sorted(PROMPTS.glob("*.yaml"))
+
+
+def expected(path: Path) -> tuple[str, int]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    code = re.match(r"# expect: (\w+)", lines[0])
+    assert code, f"{path.name}: first line must be '# expect: CODE'"
+    marked = [i + 1 for i, line in enumerate(lines) if line.rstrip().endswith("# <-")]
+    assert len(marked) == 1, f"{path.name}: mark the expected line with '# <-'"
+    return code.group(1), marked[0]
+
+
+@pytest.mark.parametrize("path", sorted(BROKEN.glob("*.yaml")), ids=lambda p: p.stem)
+def test_broken_tree_is_refused_with_code_and_line(path: Path, catalog: ActionCatalog) -> None:
+    code, line = expected(path)
+    texts = load_texts(BROKEN / "texts", "broken", ["ru"])
+    with pytest.raises(TreeInvalid) as refused:
+        load_tree(path, catalog, texts)
+    found = [(e.code, e.line) for e in refused.value.errors]
+    assert (code, line) in found, f"expected {code} at line {line}, got {found}"
+    assert all(e.file == str(path) for e in refused.value.errors if e.code != "text_file")
+
+
+def test_broken_trees_cover_every_semantic_code() -> None:
+    codes = {expected(p)[0] for p in BROKEN.glob("*.yaml")}
+    for code in (
+        "unknown_target",
+        "unreachable",
+        "dead_end",
+        "loop_without_input",
+        "duplicate_key",
+        "duplicate_phrase",
+        "missing_text",
+        "unknown_action",
+        "unhandled_status",
+        "unconfirmed_action",
+        "unknown_placeholder",
+        "yaml",
+        "schema",
+    ):
+        assert code in codes
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_tree_is_valid_with_contract_catalog(path: Path, catalog: ActionCatalog) -> None:
+    tree = load_tree(path, catalog)
+    assert tree.line == path.stem and tree.nodes
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_tree_is_valid_with_real_action_registry(path: Path) -> None:
+    actions = pytest.importorskip("ivr.app.actions")
+    load_tree(path, actions.catalog())
+
+
+def test_operator_line_offers_every_contract_action(catalog: ActionCatalog) -> None:
+    used: set[str] = set()
+    for path in SHIPPED:
+        tree = load_tree(path, catalog)
+        used |= {getattr(n, "name", "") for n in tree.nodes.values()} - {""}
+    # Every action in the contract is reachable from one of the shipped lines.
+    assert set(catalog) - used == set()
+
+
+def test_operator_main_menu_key_1_is_balance(catalog: ActionCatalog) -> None:
+    tree = load_tree(PROMPTS / "operator.yaml", catalog)
+    main = tree.nodes[tree.settings.main_menu]
+    choice = next(c for c in main.choices if c.key == "1")  # type: ignore[union-attr]
+    assert getattr(tree.nodes[choice.goto], "name", "") == "balance.report"
+
+
+def test_exported_schema_file_is_in_sync() -> None:
+    assert (PROMPTS / "tree.schema.json").read_text(encoding="utf-8") == schema_json(), (
+        "run: ivr tree schema > prompts/tree.schema.json"
+    )
+    assert json.loads(schema_json()) == tree_schema()
+
+
+def test_yaml_reads_yes_no_on_as_strings(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text("a: {yes: x, no: y, on: z}\nb: true\n", encoding="utf-8")
+    data, lines = read_yaml_with_lines(path)
+    assert data == {"a": {"yes": "x", "no": "y", "on": "z"}, "b": True}
+    assert lines[("b",)] == 2
+
+
+# ---- the store ---------------------------------------------------------------------------------------
+
+
+def _copy_line(dst: Path) -> Path:
+    (dst / "texts").mkdir()
+    for src in [
+        PROMPTS / "loyalty.yaml",
+        *(PROMPTS / "texts").glob("loyalty.*.yaml"),
+        *(PROMPTS / "texts").glob("common.*.yaml"),
+    ]:
+        rel = src.relative_to(PROMPTS)
+        (dst / rel).write_bytes(src.read_bytes())
+    return dst / "loyalty.yaml"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_store_keeps_last_good_version_and_reloads_changes(
+    tmp_path: Path, catalog: ActionCatalog, caplog: pytest.LogCaptureFixture
+) -> None:
+    tree_file = _copy_line(tmp_path)
+    clock = FakeClock()
+    store = TreeStore(tmp_path, catalog, poll_seconds=5, clock=clock)
+    first = store.get("loyalty")
+    assert first.version == "2026.11.1"
+
+    good_text = tree_file.read_text(encoding="utf-8")
+    tree_file.write_text(
+        good_text.replace('version: "2026.11.1"', 'version: "2026.11.2"').replace(
+            "goto: identify", "goto: nowhere"
+        ),
+        encoding="utf-8",
+    )
+    clock.now = 1.0
+    assert store.get("loyalty") is first  # not polled yet: cheap
+    clock.now = 10.0
+    with caplog.at_level(logging.WARNING, logger="ivr.prompts.trees"):
+        assert store.get("loyalty") is first  # invalid: refused, the old one keeps serving
+    assert "refused" in caplog.text and "keeping version 2026.11.1" in caplog.text
+    assert store.errors["loyalty"][0].code == "unknown_target"
+
+    tree_file.write_text(good_text.replace('version: "2026.11.1"', 'version: "2026.11.3"'), encoding="utf-8")
+    refused = store.reload()  # explicit (SIGHUP)
+    assert refused == {}
+    second = store.get("loyalty")
+    assert second.version == "2026.11.3" and second is not first
+    # A call that captured `first` at its start still has it, unchanged.
+    assert first.version == "2026.11.1"
+
+
+def test_store_reloads_when_only_texts_change(tmp_path: Path, catalog: ActionCatalog) -> None:
+    _copy_line(tmp_path)
+    store = TreeStore(tmp_path, catalog, poll_seconds=0)
+    first = store.get("loyalty")
+    texts = tmp_path / "texts" / "loyalty.ru.yaml"
+    texts.write_text(texts.read_text(encoding="utf-8").replace("welcome:", "welcome_gone:"), encoding="utf-8")
+    assert store.get("loyalty") is first  # missing text: refused
+    assert any(e.code == "missing_text" for e in store.errors["loyalty"])
+
+
+def test_store_unknown_line_raises(tmp_path: Path) -> None:
+    store = TreeStore(tmp_path)
+    with pytest.raises(KeyError):
+        store.get("nothing")
