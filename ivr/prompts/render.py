@@ -317,9 +317,11 @@ class _Renderer:
                 if engine.name == "gtts" and not self._primary_failed:
                     self._primary_failed = True
                     log.warning("%s; rendering with %s instead", exc, fallback.name)
-                self.fallbacks += 1
             engine = fallback
             produced = engine.synthesize(job.text, job.lang, raw)
+        if engine is not self.engine:
+            with self._lock:
+                self.fallbacks += 1
         try:
             seconds = telephone_audio(produced, dst)
         finally:

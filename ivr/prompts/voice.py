@@ -395,7 +395,8 @@ class PromptVoice:
                 continue
             words = self._value_words(line, template, seg, ref.values)
             out.append(module.join(words) if words else "")
-        return re.sub(r"\s+", " ", "".join(out)).strip()
+        said = re.sub(r"\s+", " ", "".join(out)).strip()
+        return re.sub(r"\s+([.,!?;:])", r"\1", said)  # a skipped value leaves no gap before punctuation
 
     def files(self, line: str, lang: str, ref: PromptRef) -> list[Path]:
         cache_key = (line, lang, ref.key)
