@@ -18,7 +18,9 @@ TEXTS = {
         "balance: 'Ваш баланс {balance:money}. Бонусных баллов: {points:points}.'\n"
         "plan: 'Ваш тариф {plan:name}.'\n"
     ),
-    "alpha.en.yaml": "welcome: Hello! You have called customer support.\nbalance: 'Your balance is {balance:money}.'\n",
+    "alpha.en.yaml": (
+        "welcome: Hello! You have called customer support.\nbalance: 'Your balance is {balance:money}.'\n"
+    ),
     "beta.ru.yaml": "welcome: Программа лояльности, здравствуйте.\n",
 }
 

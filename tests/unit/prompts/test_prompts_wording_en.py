@@ -48,11 +48,13 @@ NUMBERS = [
     (2500000, "two million five hundred thousand"),
     (
         123456789,
-        "one hundred and twenty-three million four hundred and fifty-six thousand seven hundred and eighty-nine",
+        "one hundred and twenty-three million four hundred and fifty-six thousand "
+        "seven hundred and eighty-nine",
     ),
     (
         999999999,
-        "nine hundred and ninety-nine million nine hundred and ninety-nine thousand nine hundred and ninety-nine",
+        "nine hundred and ninety-nine million nine hundred and ninety-nine thousand "
+        "nine hundred and ninety-nine",
     ),
     (1000000000, "one billion"),
     (-1, "minus one"),
