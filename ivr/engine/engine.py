@@ -26,7 +26,6 @@ from ivr.engine.commands import (
     Play,
     PromptRef,
     SetLanguage,
-    SetVariable,
     Transfer,
 )
 from ivr.engine.events import (
@@ -562,8 +561,7 @@ class _Run:
     def on_action(self, result: ActionResult) -> None:
         node = self.tree.nodes[self.node]
         assert isinstance(node, Action)
-        self.last_action = f"{node.name}:{result.status}"
-        self.commands.append(SetVariable("IVR_LAST_ACTION", self.last_action))
+        self.last_action = f"{node.name}:{result.status}"  # the Session publishes IVR_LAST_ACTION
         if result.status == "error":
             log.warning("action %s failed at %s; apology and operator", node.name, node.id)
             self.fail("action_error")

@@ -44,6 +44,11 @@ def check_tree(tree: Tree, catalog: ActionCatalog | None, texts: TextCatalog | N
     return _Checker(tree, catalog, texts).run()
 
 
+def prompt_keys(tree: Tree) -> set[str]:
+    """Every prompt key a tree (and the engine for it) may play."""
+    return {spec.key for spec, _line in _Checker(tree, None, None).prompt_specs()}
+
+
 class _Checker:
     def __init__(self, tree: Tree, catalog: ActionCatalog | None, texts: TextCatalog | None) -> None:
         self.tree, self.catalog, self.texts = tree, catalog, texts
