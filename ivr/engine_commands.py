@@ -233,8 +233,8 @@ def cmd_call(settings: Settings, args: argparse.Namespace) -> int:
         channel = ConsoleChannel(lambda lang, ref: describe(args.line, lang, ref), language=call.language)
         who = args.caller or "withheld"
         print(f"Calling {args.line} ({did}) from {who}. Keys, 'say: ...', empty line = silence.")
-        outcome = asyncio.run(app.session(call, channel).run())
-        print(f"call ended: {outcome.result} {outcome.queue}".rstrip())
+        ended = asyncio.run(app.session(call, channel).run())
+        print(f"call ended: {ended.result} {ended.queue}".rstrip())
         return 0
     finally:
         app.close()

@@ -231,7 +231,9 @@ class _Run:
         """Run a node; return the next node id, or None when the call now waits (or has ended)."""
         match node:
             case Menu() | CollectDigits() | Confirm():
-                if isinstance(node, Menu) and (not self.history or self.history[-1] != node.id):
+                if isinstance(node, Menu) and node.id == self.s.main_menu:
+                    self.history = [node.id]  # the main menu is the root: "back" from it repeats it
+                elif isinstance(node, Menu) and (not self.history or self.history[-1] != node.id):
                     self.history.append(node.id)
                 self.waiting = "input"
                 self.commands.append(self.collect(node, node.prompts))
@@ -299,19 +301,31 @@ class _Run:
 
     # ---- collecting ----------------------------------------------------------------------------------
 
-    def universal_phrases(self) -> dict[str, tuple[str, ...]]:
+    def universal_phrases(self, node: AnyNode | None = None) -> dict[str, tuple[str, ...]]:
         phrases = self.s.keys.phrases.get(self.language) or DEFAULT_UNIVERSAL_PHRASES.get(self.language, {})
-        return {name: tuple(p) for name, p in phrases.items()}
+        allowed = self.allowed_universal(node)
+        return {name: tuple(p) for name, p in phrases.items() if name in allowed}
+
+    def allowed_universal(self, node: AnyNode | None) -> frozenset[str]:
+        allowed = (
+            node.universal if isinstance(node, Menu) else frozenset({"repeat", "back", "main", "operator"})
+        )
+        if self.returns:  # inside a sub-flow (identification): leaving it by main/back would skip its end
+            allowed = allowed - {"main", "back"}
+        return allowed
 
     def confirm_phrases(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return self.s.confirm_phrases.get(self.language) or DEFAULT_CONFIRM_PHRASES.get(
             self.language, ((), ())
         )
 
+    def universal_keys(self, node: AnyNode) -> dict[str, str]:
+        """key -> universal name, for the ones that work at this node."""
+        allowed = self.allowed_universal(node)
+        return {k: name for k, name in self.s.keys.by_key().items() if name in allowed}
+
     def escape_keys(self, node: AnyNode) -> str:
-        keys = self.s.keys.by_key()
-        if isinstance(node, Menu) and not node.universal:
-            return ""
+        keys = self.universal_keys(node)
         if isinstance(node, CollectDigits):
             # Digits are part of the number being typed; only non-digit keys can escape.
             return "".join(k for k in keys if not k.isdigit() and k != node.terminator)
@@ -323,9 +337,8 @@ class _Run:
 
     def collect(self, node: AnyNode, specs: Sequence[PromptSpec]) -> Collect:
         grammar: list[str] = []
-        if not (isinstance(node, Menu) and not node.universal):
-            for phrases in self.universal_phrases().values():
-                grammar.extend(phrases)
+        for phrases in self.universal_phrases(node).values():
+            grammar.extend(phrases)
         first, inter = self.s.first_digit_timeout, self.s.inter_digit_timeout
         refs = self.refs(specs)
         escape = self.escape_keys(node)
@@ -445,11 +458,9 @@ class _Run:
             self.retry(node, "no_match")
 
     def universal(self, node: AnyNode, event: Digits | Speech) -> str | None:
-        if isinstance(node, Menu) and not node.universal:
-            return None
         if isinstance(event, Digits):
             escape = self.escape_keys(node)
-            keys = self.s.keys.by_key()
+            keys = self.universal_keys(node)
             if event.digits in keys and event.digits in escape:
                 return keys[event.digits]
             # A long collect ends at once on an escape key: "12*" means "*".
@@ -457,7 +468,7 @@ class _Run:
                 return keys[event.digits[-1]]
             return None
         said = normalize_phrase(event.text)
-        for name, phrases in self.universal_phrases().items():
+        for name, phrases in self.universal_phrases(node).items():
             if any(said == normalize_phrase(p) for p in phrases):
                 return name
         return None

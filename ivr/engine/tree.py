@@ -142,7 +142,9 @@ class Menu(Node):
     prompts: tuple[PromptSpec, ...] = ()
     help: tuple[PromptSpec, ...] = ()
     choices: tuple[Choice, ...] = ()
-    universal: bool = True  # universal keys work here
+    # Which universal keys work here: all (the default), none, or the named ones (e.g. repeat, operator in
+    # an identification menu, where "main menu" would skip identification).
+    universal: frozenset[str] = frozenset({"repeat", "back", "main", "operator"})
 
 
 @dataclass(frozen=True)

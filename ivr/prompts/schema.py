@@ -99,7 +99,13 @@ _NODES: dict[str, dict[str, Any]] = {
         _PROMPTS,
         {
             "help": _PROMPTS,
-            "universal": {"type": "boolean"},
+            "universal": {
+                "description": "universal keys here: true (all), false (none) or a list of names",
+                "oneOf": [
+                    {"type": "boolean"},
+                    {"type": "array", "items": {"enum": ["repeat", "back", "main", "operator"]}},
+                ],
+            },
             "choices": {
                 "type": "array",
                 "items": {

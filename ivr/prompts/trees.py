@@ -295,7 +295,7 @@ class _Builder:
                 prompts=self.prompts(raw["menu"], (*p, "menu")),
                 help=self.prompts(raw.get("help"), (*p, "help")),
                 choices=choices,
-                universal=raw.get("universal", True),
+                universal=_universal(raw.get("universal", True)),
             )
         if "collect" in raw:
             length = raw["length"]
@@ -376,6 +376,14 @@ class _Builder:
         if "say" in raw:  # last: `say` is also an attribute of transfer and choose nodes
             return Say(**common, prompts=self.prompts(raw["say"], (*p, "say")), goto=raw["goto"])
         raise ValueError(f"node {node_id}: no kind")  # the schema check runs first
+
+
+def _universal(raw: bool | list[str]) -> frozenset[str]:
+    if raw is True:
+        return frozenset({"repeat", "back", "main", "operator"})
+    if raw is False:
+        return frozenset()
+    return frozenset(raw)
 
 
 def build_tree(

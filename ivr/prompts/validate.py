@@ -221,7 +221,7 @@ class _Checker:
 
     def check_menu(self, node: Menu) -> None:
         s = self.tree.settings
-        universal = s.keys.by_key() if node.universal else {}
+        universal = {k: name for k, name in s.keys.by_key().items() if name in node.universal}
         seen_keys: dict[str, int] = {}
         for choice in node.choices:
             if choice.language and choice.language not in s.languages:
@@ -249,6 +249,8 @@ class _Checker:
             if node.universal:
                 phrases = s.keys.phrases.get(lang) or DEFAULT_UNIVERSAL_PHRASES.get(lang, {})
                 for name, ps in phrases.items():
+                    if name not in node.universal:
+                        continue
                     for p in ps:
                         seen[normalize_phrase(p)] = (f"universal {name}", 0)
             for choice in node.choices:

@@ -125,3 +125,8 @@ def make_tree(tmp_path: Path) -> Callable[[str], Tree]:
 @pytest.fixture
 def tree(make_tree: Callable[[str], Tree]) -> Tree:
     return make_tree(TREE)
+
+
+@pytest.fixture
+def tree_text() -> str:
+    return TREE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -397,3 +398,34 @@ def test_digit_checks(check: str, digits: str, stored: str | None) -> None:
     from ivr.engine.checks import check_digits
 
     assert check_digits(check, digits) == stored
+
+
+def test_main_and_back_do_not_skip_identification(tree: Tree) -> None:
+    engine = Engine(tree)
+    state, commands = engine.start(call(trusted=False))  # inside the auth sub-flow, at the PIN collect
+    collect = last(commands)
+    assert (
+        isinstance(collect, Collect)
+        and "главное меню" not in collect.grammar
+        and "оператор" in collect.grammar
+    )
+    state, commands = engine.step(state, Speech("главное меню"))
+    assert state.node == "ask_pin" and state.no_match == 1
+
+
+def test_back_from_the_main_menu_repeats_it(tree: Tree) -> None:
+    engine, state = at_main(tree)
+    state, commands = engine.step(state, Digits("#"))
+    assert state.node == "main" and keys(commands) == ["main_menu"]
+
+
+def test_menu_may_limit_universal_keys(make_tree: Any, tree_text: str) -> None:
+    text = tree_text.replace(
+        "    menu: [tariff_menu]\n", "    menu: [tariff_menu]\n    universal: [repeat, operator]\n"
+    )
+    engine, state = at_main(make_tree(text))
+    state, commands = engine.step(state, Digits("2"))
+    collect = last(commands)
+    assert isinstance(collect, Collect) and set(collect.escape_keys) == {"*", "0"}
+    state, commands = engine.step(state, Digits("9"))
+    assert state.no_match == 1 and state.node == "tariff_menu"
