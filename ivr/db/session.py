@@ -64,9 +64,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args=connect_args, **kwargs)
         _setup_sqlite(engine, file_backed=database not in ("", ":memory:"))
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 40)
+    if kwargs.get("poolclass") is None:
+        kwargs.pop("poolclass", None)
+        kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 40)
     return create_engine(url, **kwargs)
 
 

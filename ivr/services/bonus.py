@@ -202,11 +202,11 @@ def enrol(
 ) -> EnrolResult:
     def run() -> EnrolResult:
         sub = load_subscriber(uow, subscriber_id)
-        if not may_change_account(sub):
-            return EnrolResult(status="forbidden")
         account = lock_account(uow, sub.account_id)
         if account.bonus_enrolled_at is not None:
-            return EnrolResult(status="already_enrolled")
+            return EnrolResult(status="already_enrolled")  # a fact, whoever asks
+        if not may_change_account(sub):
+            return EnrolResult(status="forbidden")
         account.bonus_enrolled_at = uow.now()
         account.version += 1
         audit(uow, origin, "bonus.enrol", account_id=account.id, subscriber_id=sub.id)

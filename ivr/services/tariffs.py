@@ -331,7 +331,7 @@ def set_option(
         ).first()
         if on:
             account = lock_account(uow, sub.account_id)
-            if available(account) < price:
+            if price > 0 and available(account) < price:
                 return OptionChange(status="insufficient_funds", option_name=option.name, price=price)
             if price > 0:
                 charge(uow, account, price, f"Опция «{option.name}»", sub.id)

@@ -1,0 +1,8 @@
+"""Database integration tests (migrations, concurrency, outbox) on SQLite and a real PostgreSQL server."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/, for dbfixtures
+
+from dbfixtures import *  # noqa: F403
