@@ -37,6 +37,9 @@ CONFIG_FILES = (
     "cdr.conf",
 )
 DEFAULT_SOFTPHONE_CALLERID = "79161234567"
+# Asterisk processes this process started, by pid: kept so they are reaped (and never garbage-collected
+# while running, which Python reports as a ResourceWarning).
+_children: dict[int, subprocess.Popen[bytes]] = {}
 
 
 class AsteriskError(RuntimeError):
@@ -194,7 +197,9 @@ def cli(paths: AsteriskPaths, command: str, timeout: float = 20.0) -> subprocess
     )
 
 
-def start(settings: Settings, *, boot_timeout: float = 30.0) -> tuple[int, float]:
+def start(
+    settings: Settings, *, boot_timeout: float = 30.0, env: dict[str, str] | None = None
+) -> tuple[int, float]:
     """Render the configuration and start Asterisk in the background (foreground mode under our own
     supervision, so its pid is the process we started). Returns (pid, seconds until fully booted)."""
     paths = render_config(settings)
@@ -211,8 +216,10 @@ def start(settings: Settings, *, boot_timeout: float = 30.0) -> tuple[int, float
         stdout=logfile,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        env=env,  # the stdio AGI entry inherits it (IVR_* settings of this instance)
     )
     logfile.close()
+    _children[proc.pid] = proc
     paths.pidfile.parent.mkdir(parents=True, exist_ok=True)
     paths.pidfile.write_text(f"{proc.pid}\n")
     deadline = began + boot_timeout
@@ -258,5 +265,10 @@ def stop(settings: Settings, *, timeout: float = 15.0) -> bool:
 
 def _reap(pid: int) -> None:
     """Collect the exit status if the process is our child (otherwise it stays a zombie and looks alive)."""
+    child = _children.get(pid)
+    if child is not None:
+        if child.poll() is not None:
+            del _children[pid]
+        return
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import shutil
 import socket
+import struct
 import tempfile
 import time
 import uuid
@@ -90,6 +91,26 @@ def free_udp_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def renumbered_pcap(source: Path, target: Path, *, index: int) -> None:
+    """Copy one of sipp's RFC 2833 key pcaps with RTP sequence numbers and timestamps moved forward by
+    `index` steps. The shipped pcaps each carry fixed numbers (key 1's are lower than key 9's); Asterisk
+    drops an event whose numbers go backwards, so a key sequence such as "91" would lose the 1."""
+    data = bytearray(source.read_bytes())
+    if len(data) < 24 or data[:4] not in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4"):
+        raise DialError(f"{source} is not a pcap file")
+    endian = "<" if data[:4] == b"\xd4\xc3\xb2\xa1" else ">"
+    offset = 24
+    while offset + 16 <= len(data):
+        incl = struct.unpack_from(f"{endian}I", data, offset + 8)[0]
+        packet = offset + 16
+        ihl = (data[packet + 14] & 0x0F) * 4  # Ethernet header, then IPv4
+        rtp = packet + 14 + ihl + 8
+        seq, _stamp = struct.unpack_from(">HI", data, rtp + 2)
+        struct.pack_into(">HI", data, rtp + 2, (index * 32 + seq % 32) & 0xFFFF, (index * 8000) & 0xFFFFFFFF)
+        offset = packet + incl
+    target.write_bytes(bytes(data))
+
+
 def _wait(ms: int, label: str) -> str:
     """A pause that still answers Asterisk's BYE: wait for one, move on when none comes in time."""
     return (
@@ -98,7 +119,7 @@ def _wait(ms: int, label: str) -> str:
     )
 
 
-def _key_steps(keys: str, first_wait: float, gap_ms: int, wait: float) -> str:
+def _key_steps(keys: str, first_wait: float, gap_ms: int, wait: float, pcaps: Path) -> str:
     steps = [_wait(int(first_wait * 1000), "k0")]
     for n, key in enumerate(keys, start=1):
         if key == ",":
@@ -106,13 +127,16 @@ def _key_steps(keys: str, first_wait: float, gap_ms: int, wait: float) -> str:
             continue
         if key not in KEY_PCAP:
             raise DialError(f"cannot send key {key!r}")
-        steps.append(f'  <nop><action><exec play_pcap_audio="{PCAP_DIR / KEY_PCAP[key]}"/></action></nop>')
+        pcap = pcaps / f"key{n:03d}.pcap"
+        renumbered_pcap(PCAP_DIR / KEY_PCAP[key], pcap, index=n)
+        steps.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
         steps.append(_wait(gap_ms, f"k{n}"))
     steps.append(_wait(int(wait * 1000), "ourbye"))
     return "\n".join(steps)
 
 
 def scenario(
+    pcaps: Path,
     number: str,
     caller: str,
     token: str,
@@ -177,7 +201,7 @@ def scenario(
 
     ]]>
   </send>
-{_key_steps(keys, first_wait, gap_ms, wait)}
+{_key_steps(keys, first_wait, gap_ms, wait, pcaps)}
   <send retrans="500">
     <![CDATA[
       BYE {ruri} SIP/2.0
@@ -217,56 +241,43 @@ def sipp_binary() -> str | None:
     return shutil.which("sipp")
 
 
-async def run_sipp(scenario_xml: str, settings: Settings, *, timeout: float) -> tuple[int, str]:
+async def run_sipp(
+    scenario_xml: str, settings: Settings, *, timeout: float, workdir: Path
+) -> tuple[int, str]:
+    """Run one sipp call; returns (exit code, error text). sipp exits 0 only if the call succeeded."""
     binary = sipp_binary()
     if binary is None:
         raise DialError("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
-    with tempfile.TemporaryDirectory(prefix="ivr-dial-") as tmp:
-        path = Path(tmp) / "call.xml"
-        path.write_text(scenario_xml, encoding="ascii")
-        errors = Path(tmp) / "errors.log"
-        argv = [
-            binary,
-            f"{settings.sip_host}:{settings.sip_port}",
-            "-sf",
-            str(path),
-            "-m",
-            "1",
-            "-l",
-            "1",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(free_udp_port()),
-            "-mp",
-            str(free_udp_port()),
-            "-timeout",
-            f"{int(timeout)}s",
-            "-timeout_error",
-            "-trace_err",
-            "-error_file",
-            str(errors),
-            "-nostdin",
-            "-max_recv_loops",
-            "1000",
-        ]
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=tmp,
-        )
-        try:
-            _out, err = await asyncio.wait_for(proc.communicate(), timeout + 10)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            return -1, "sipp did not finish in time"
-        text = err.decode(errors="replace")
-        if errors.exists():
-            text += errors.read_text(errors="replace")[-2000:]
-        return int(proc.returncode or 0), text if proc.returncode else ""
+    path = workdir / "call.xml"
+    path.write_text(scenario_xml, encoding="ascii")
+    errors = workdir / "errors.log"
+    argv = [
+        binary,
+        f"{settings.sip_host}:{settings.sip_port}",
+        "-sf", str(path), "-m", "1", "-l", "1",
+        "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()),
+        "-timeout", f"{int(timeout)}s", "-timeout_error",
+        "-trace_err", "-error_file", str(errors), "-nostdin",
+    ]  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=workdir,
+    )
+    try:
+        _out, err = await asyncio.wait_for(proc.communicate(), timeout + 10)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return -1, "sipp did not finish in time"
+    if not proc.returncode:
+        return 0, ""
+    text = err.decode(errors="replace")
+    if errors.exists():
+        text += errors.read_text(errors="replace")[-2000:]
+    return int(proc.returncode), text
 
 
 async def dial(
@@ -290,17 +301,20 @@ async def dial(
     seen = watcher.expect(token)
     began = time.monotonic()
     try:
-        xml = scenario(
-            number,
-            caller,
-            token,
-            keys,
-            first_wait=first_wait,
-            gap_ms=gap_ms,
-            wait=wait,
-            sip_port=settings.sip_port,
-        )
-        code, errors = await run_sipp(xml, settings, timeout=timeout)
+        with tempfile.TemporaryDirectory(prefix="ivr-dial-") as tmp:
+            workdir = Path(tmp)
+            xml = scenario(
+                workdir,
+                number,
+                caller,
+                token,
+                keys,
+                first_wait=first_wait,
+                gap_ms=gap_ms,
+                wait=wait,
+                sip_port=settings.sip_port,
+            )
+            code, errors = await run_sipp(xml, settings, timeout=timeout, workdir=workdir)
         record: CallRecord | None = None
         with contextlib.suppress(TimeoutError):
             record = await asyncio.wait_for(asyncio.shield(seen), 2.0)

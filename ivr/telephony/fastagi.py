@@ -65,6 +65,13 @@ class CallHandler:
     async def run_call(self, request: AgiRequest, channel: AgiChannel) -> CallOutcome | None:
         call = call_from_request(request, self.default_language)
         token = call_id_var.set(call.call_id or "-")
+        log.info(
+            "agi request line=%s did=%s trust=%s roaming=%s",
+            call.line,
+            call.did,
+            "yes" if call.facts.get("caller_id_trusted") else "no",
+            "yes" if call.facts.get("roaming") else "no",
+        )
         try:
             try:
                 session = self.session_factory(call, channel)

@@ -1,0 +1,161 @@
+"""Real calls: sipp -> Asterisk (project-local, loopback) -> FastAGI `ivr serve` -> engine, trees, actions on
+a seeded SQLite database, rendered prompt audio. Assertions come from AMI (VarSet, UserEvent, Hangup), the
+database and the server log, never from timing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from e2e_stack import LineStack
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session as DbSession
+
+from ivr.db.models import Subscriber
+from ivr.telephony.dialer import DialResult, dial
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+NORMAL_CLEARING = 16
+IVAN = "79161234567"  # docs/demo-subscribers.md: positive balance, PIN 1234
+ELENA_ROAMING = "79161110003"  # in roaming, calls the long-form number
+ANNA_LOYALTY = "79031234567"  # loyalty programme member (3 cards)
+
+
+def subscriber_id(stack: LineStack, msisdn: str) -> str:
+    engine = create_engine(stack.settings.db_url)
+    try:
+        with DbSession(engine) as db:
+            sub = db.scalars(select(Subscriber).where(Subscriber.msisdn == msisdn)).one()
+            return str(sub.id)
+    finally:
+        engine.dispose()
+
+
+def call(
+    stack: LineStack,
+    number: str,
+    caller: str,
+    keys: str,
+    *,
+    wait: float = 3.0,
+    first_wait: float = 2.0,
+    gap_ms: int = 400,
+) -> DialResult:
+    result = asyncio.run(
+        dial(
+            stack.settings, number, caller=caller, keys=keys, wait=wait, first_wait=first_wait, gap_ms=gap_ms
+        )
+    )
+    print(result.describe())
+    return result
+
+
+def actions_of(result: DialResult) -> list[str]:
+    assert result.record is not None, "AMI never saw the call"
+    return [value for name, value in result.record.variable_history if name == "IVR_LAST_ACTION"]
+
+
+def assert_ended_normally(result: DialResult) -> None:
+    assert result.sipp_exit == 0, result.sipp_errors
+    assert result.hangup_cause == NORMAL_CLEARING, result.describe()
+    failures = [e for e in result.user_events if e.get("UserEvent") == "IVRFailure"]
+    assert not failures, f"the call fell to [ivr-failure]: {failures}"
+
+
+def test_home_subscriber_hears_balance_on_0505(line_stack: LineStack) -> None:
+    began = time.monotonic()
+    result = call(line_stack, "0505", IVAN, "1")
+    seconds = time.monotonic() - began
+    assert_ended_normally(result)
+    assert "subscriber.identify:found" in actions_of(result)
+    assert "balance.report:ok" in actions_of(result)
+    assert result.variables.get("IVR_SUBSCRIBER") == subscriber_id(line_stack, IVAN)
+    log = line_stack.log_for(result.record.uniqueid if result.record else "")
+    assert any("action balance.report status=ok" in line for line in log), log
+    assert any("trust=yes roaming=no" in line for line in log), log
+    print(f"e2e call wall time: {seconds:.1f} s")
+
+
+def test_roaming_subscriber_on_long_number(line_stack: LineStack) -> None:
+    result = call(line_stack, "+79221110505", ELENA_ROAMING, "1")
+    assert_ended_normally(result)
+    assert result.variables.get("IVR_ROAMING") == "yes"
+    assert "balance.report:ok" in actions_of(result)
+    assert result.variables.get("IVR_SUBSCRIBER") == subscriber_id(line_stack, ELENA_ROAMING)
+    assert result.record is not None
+    log = line_stack.log_for(result.record.uniqueid)
+    # The engine got the roaming fact: the server logged it, and the tree skipped the short-number tip.
+    assert any("did=79221110505" in line and "roaming=yes" in line for line in log), log
+    assert not any("short_number_tip" in line for line in log), log
+
+
+@pytest.mark.parametrize("dialled", ["89221110505", "79221110505"])
+def test_other_long_forms_reach_the_operator_line(line_stack: LineStack, dialled: str) -> None:
+    result = call(line_stack, dialled, ELENA_ROAMING, "1")
+    assert_ended_normally(result)
+    assert result.variables.get("IVR_DID") == "79221110505"
+    assert "balance.report:ok" in actions_of(result)
+
+
+def test_loyalty_member_hears_points(line_stack: LineStack) -> None:
+    # Main menu of the loyalty line: 2 = identify by phone number, then the number, then 1 = points balance.
+    result = call(line_stack, "88005553609", ANNA_LOYALTY, "2," + ANNA_LOYALTY + ",1", wait=4.0)
+    assert_ended_normally(result)
+    assert result.variables.get("IVR_LINE") == "loyalty"
+    done = actions_of(result)
+    assert "card.identify:found" in done, done
+    assert "loyalty.balance:ok" in done, done
+    assert result.variables.get("IVR_SUBSCRIBER") == subscriber_id(line_stack, ANNA_LOYALTY)
+
+
+def test_landline_caller_keys_number_and_pin(line_stack: LineStack) -> None:
+    # 8-800 from a landline: caller ID not trusted, so number (11 digits) then PIN 1234 and #, then 1.
+    result = call(line_stack, "88005500500", "74951234567", IVAN + ",1234#,1", wait=4.0, first_wait=3.0)
+    assert_ended_normally(result)
+    assert result.variables.get("IVR_TRUST") == "no"
+    done = actions_of(result)
+    assert "subscriber.verify_pin:ok" in done, done
+    assert "balance.report:ok" in done, done
+    assert result.variables.get("IVR_SUBSCRIBER") == subscriber_id(line_stack, IVAN)
+    assert result.record is not None
+    log = "\n".join(line_stack.log_for(result.record.uniqueid))
+    assert "4 digits (secret)" in log, log
+    assert "'1234'" not in log and "pin=1234" not in log, "the PIN leaked into the log"
+
+
+def test_stdio_agi_route_runs_the_same_call(line_stack: LineStack) -> None:
+    # *9 before a service number runs the call through the per-call stdio AGI (pyst2) instead of FastAGI.
+    result = call(line_stack, "*90505", IVAN, "1", first_wait=3.0)
+    assert_ended_normally(result)
+    assert "balance.report:ok" in actions_of(result)
+    assert result.variables.get("IVR_SUBSCRIBER") == subscriber_id(line_stack, IVAN)
+
+
+def test_operator_key_transfers_to_the_operator_queue(line_stack: LineStack) -> None:
+    result = call(line_stack, "0505", IVAN, "0", wait=8.0)
+    assert result.sipp_exit == 0, result.sipp_errors
+    assert result.variables.get("IVR_RESULT") == "transfer"
+    operator = [e for e in result.user_events if e.get("UserEvent") == "IVROperator"]
+    assert operator and operator[0].get("Queue") == "operators", result.describe()
+
+
+def test_server_down_sends_caller_to_failure_path(line_stack: LineStack) -> None:
+    line_stack.stop_server()
+    try:
+        result = call(line_stack, "0505", IVAN, "", wait=15.0)
+    finally:
+        line_stack.start_server()
+    assert result.sipp_exit == 0, result.sipp_errors
+    names = [e.get("UserEvent") for e in result.user_events]
+    assert names == ["IVRFailure", "IVROperator"], result.describe()
+    assert result.user_events[0].get("AgiStatus") == "FAILURE"
+    assert result.user_events[1].get("Reason") == "failure"
+    assert result.hangup_cause == NORMAL_CLEARING  # the stand-in operator ended it, no dead air
+
+
+def test_server_still_serves_after_the_outage(line_stack: LineStack) -> None:
+    result = call(line_stack, "0500", IVAN, "1")
+    assert_ended_normally(result)
+    assert "balance.report:ok" in actions_of(result)
