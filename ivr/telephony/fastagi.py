@@ -80,11 +80,9 @@ class CallHandler:
                 with contextlib.suppress(ChannelFailed, ChannelHungUp, OSError):
                     await channel.publish_error()
                 return None
-            outcome = await session.run()
-            if outcome.result == "error" and not channel.result_published:
-                with contextlib.suppress(ChannelFailed, ChannelHungUp, OSError):
-                    await channel.publish_error()
-            return outcome
+            # A broken channel is not asked for anything more: with IVR_RESULT unset the dialplan takes
+            # its failure path (apology, operator) by itself.
+            return await session.run()
         finally:
             call_id_var.reset(token)
 

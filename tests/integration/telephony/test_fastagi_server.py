@@ -1,0 +1,250 @@
+"""The FastAGI server over real TCP on loopback: broken peers never hang or crash it, and a normal call
+runs through the real Session afterwards. The engine here is a tiny double; test_fake_asterisk_call.py
+runs the real trees and actions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_asterisk import CallScript, agi_header, run_fake_call
+
+from ivr.engine.commands import Collect, Command, HangUp, InvokeAction, PromptRef, SetVariable
+from ivr.engine.events import ActionResult, CallStarted, Digits, Event
+from ivr.telephony.channel import CallChannel
+from ivr.telephony.fastagi import CallHandler, FastAgiServer
+from ivr.telephony.session import Session
+
+HEADER = agi_header("operator?did=0505&trust=yes&roaming=no")
+
+
+class MenuDouble:
+    """Asks for one key; 1 runs balance.report, then hangs up."""
+
+    def start(self, event: CallStarted) -> tuple[dict[str, Any], list[Command]]:
+        facts = f"trust={event.facts.get('caller_id_trusted')} roaming={event.facts.get('roaming')}"
+        return {}, [SetVariable("IVR_TEST_FACTS", facts), Collect((PromptRef("main_menu"),))]
+
+    def step(self, state: dict[str, Any], event: Event) -> tuple[dict[str, Any], list[Command]]:
+        if isinstance(event, Digits) and event.digits == "1":
+            return state, [InvokeAction("balance.report")]
+        return state, [HangUp()]
+
+
+class Voice:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def files(self, line: str, lang: str, ref: PromptRef) -> list[Path]:
+        path = self.folder / f"{ref.key}.wav"
+        path.write_bytes(b"")  # exists; Asterisk (the fake) does not read it
+        return [path]
+
+
+async def invoke(command: InvokeAction, variables: Mapping[str, Any]) -> ActionResult:
+    return ActionResult("ok", {"subscriber_id": 42})
+
+
+def run_with_server(
+    tmp_path: Path, scenario: Callable[[FastAgiServer], Awaitable[None]], **kw: Any
+) -> FastAgiServer:
+    def factory(call: CallStarted, channel: CallChannel) -> Session:
+        return Session(MenuDouble(), channel, invoke, call)
+
+    async def main() -> FastAgiServer:
+        handler = CallHandler(factory, Voice(tmp_path), read_timeout=kw.pop("read_timeout", 5.0))
+        server = FastAgiServer(handler, port=0, **kw)
+        await server.start()
+        try:
+            await scenario(server)
+        finally:
+            await server.shutdown()
+        return server
+
+    return asyncio.run(main())
+
+
+async def normal_call(server: FastAgiServer) -> CallScript:
+    script = await run_fake_call(server.port, HEADER, CallScript(keys=["1"]))
+    assert script.variables["IVR_LAST_ACTION"] == "balance.report:ok"
+    assert script.variables["IVR_SUBSCRIBER"] == "42"
+    assert script.variables["IVR_RESULT"] == "hangup"
+    assert script.variables["IVR_TEST_FACTS"] == "trust=True roaming=False"
+    return script
+
+
+async def send_raw(port: int, data: bytes, *, close: bool = True) -> bytes:
+    """Send bytes; return what the server sent back before closing."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    if close:
+        writer.write_eof()
+    received = await read_until_closed(reader)
+    writer.close()
+    with contextlib.suppress(ConnectionResetError):
+        await writer.wait_closed()
+    return received
+
+
+async def read_until_closed(reader: asyncio.StreamReader) -> bytes:
+    """Everything the server sends until it closes; a reset (it closed with our bytes unread) is a close."""
+    data = b""
+    try:
+        while chunk := await reader.read(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
+def test_normal_call(tmp_path: Path) -> None:
+    server = run_with_server(tmp_path, normal_call)
+    assert (server.served, server.rejected) == (1, 0)
+
+
+BROKEN = {
+    "closed_mid_header": b"agi_network: yes\nagi_network_script: oper",
+    "closed_before_anything": b"",
+    "garbage_lines": b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    "binary_garbage": bytes(range(256)) * 4 + b"\n\n",
+    "huge_line": b"agi_network_script: " + b"x" * 200_000 + b"\n\n",
+    "too_many_lines": b"".join(b"agi_x%d: y\n" % i for i in range(1000)) + b"\n",
+    "blank_line_first": b"\n",
+    "no_blank_line_then_close": HEADER[:-1],
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_broken_peer_then_normal_call(tmp_path: Path, name: str) -> None:
+    async def scenario(server: FastAgiServer) -> None:
+        reply = await send_raw(server.port, BROKEN[name])
+        assert reply == b""  # not a single command was sent to a peer that never gave a header
+        await normal_call(server)
+
+    server = run_with_server(tmp_path, scenario)
+    assert server.rejected == 1
+    assert server.served == 1
+
+
+def test_header_never_finished_is_cut_off(tmp_path: Path) -> None:
+    async def scenario(server: FastAgiServer) -> None:
+        # No blank line and the socket stays open: the header deadline closes it.
+        reply = await send_raw(server.port, HEADER[:-1], close=False)
+        assert reply == b""
+        await normal_call(server)
+
+    server = run_with_server(tmp_path, scenario, header_timeout=0.5)
+    assert (server.rejected, server.served) == (1, 1)
+
+
+def test_slowloris_within_the_deadline_is_served(tmp_path: Path) -> None:
+    async def scenario(server: FastAgiServer) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        for i in range(0, len(HEADER), 40):  # trickle the header, then talk normally
+            writer.write(HEADER[i : i + 40])
+            await writer.drain()
+            await asyncio.sleep(0.01)
+        script = CallScript(keys=["1"])
+        while line := await reader.readline():
+            writer.write(script.answer(line.decode().rstrip("\n")).encode() + b"\n")
+            await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        assert script.variables["IVR_LAST_ACTION"] == "balance.report:ok"
+
+    server = run_with_server(tmp_path, scenario, header_timeout=10.0)
+    assert (server.rejected, server.served) == (0, 1)
+
+
+def test_peer_vanishes_mid_call(tmp_path: Path) -> None:
+    async def scenario(server: FastAgiServer) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(HEADER)
+        await writer.drain()
+        first = await reader.readline()
+        assert first.startswith(b"SET VARIABLE")
+        writer.close()  # Asterisk crashed, the network died
+        await writer.wait_closed()
+        await normal_call(server)
+
+    server = run_with_server(tmp_path, scenario)
+    assert server.served == 2
+
+
+@pytest.mark.parametrize("answer", [b"garbage\n", b"200 nothing here\n", b"x" * 100_000 + b"\n", b"HANGUP\n"])
+def test_bad_answer_mid_call_ends_only_that_call(tmp_path: Path, answer: bytes) -> None:
+    async def scenario(server: FastAgiServer) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(HEADER)
+        await writer.drain()
+        await reader.readline()
+        writer.write(answer)
+        await writer.drain()
+        rest = await read_until_closed(reader)  # it may publish IVR_RESULT=error, then closes
+        assert b"STREAM FILE" not in rest
+        writer.close()
+        with contextlib.suppress(ConnectionResetError):
+            await writer.wait_closed()
+        await normal_call(server)
+
+    run_with_server(tmp_path, scenario)
+
+
+def test_silent_asterisk_times_out(tmp_path: Path) -> None:
+    async def scenario(server: FastAgiServer) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(HEADER)
+        await writer.drain()
+        await reader.readline()  # never answer it: the read timeout ends the call
+        assert await reader.read() in (b"", b'SET VARIABLE IVR_RESULT "error"\n')
+        writer.close()
+        await writer.wait_closed()
+        await normal_call(server)
+
+    run_with_server(tmp_path, scenario, read_timeout=0.3)
+
+
+def test_usage_error_and_trying_lines_are_understood(tmp_path: Path) -> None:
+    class Chatty(CallScript):
+        def answer(self, command: str) -> str:
+            reply = super().answer(command)
+            if command.startswith("SET VARIABLE IVR_TEST_FACTS"):
+                return "520-Invalid command syntax.  Proper usage follows:\nUsage: SET VARIABLE\n520 End."
+            if command.startswith("WAIT FOR DIGIT"):
+                return "100 result=0 Trying...\n" + reply
+            return reply
+
+    async def scenario(server: FastAgiServer) -> None:
+        script = await run_fake_call(server.port, HEADER, Chatty(keys=["1"]))
+        assert script.variables["IVR_LAST_ACTION"] == "balance.report:ok"
+
+    run_with_server(tmp_path, scenario)
+
+
+def test_shutdown_lets_a_call_in_progress_finish(tmp_path: Path) -> None:
+    async def scenario(server: FastAgiServer) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(HEADER)
+        await writer.drain()
+        first = await reader.readline()  # the call is in progress
+        stopping = asyncio.ensure_future(server.shutdown())
+        script = CallScript(keys=["1"])
+        line = first
+        while line:
+            writer.write(script.answer(line.decode().rstrip("\n")).encode() + b"\n")
+            await writer.drain()
+            line = await reader.readline()
+        writer.close()
+        await writer.wait_closed()
+        await stopping
+        assert script.variables["IVR_RESULT"] == "hangup"  # finished, not cut off
+        with pytest.raises(OSError):
+            await asyncio.open_connection("127.0.0.1", server.port)  # no new calls
+
+    server = run_with_server(tmp_path, scenario)
+    assert server.served == 1
