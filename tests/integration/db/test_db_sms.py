@@ -1,0 +1,75 @@
+"""SMS outbox delivery: the file sender, retries of a failing sender, the log sender never logs a text."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from dbfixtures import ANNA, IVAN, demo_ids, run_op
+from sqlalchemy import select
+
+from ivr.app.sms import FileSender, LogSender, deliver_pending, sender_from_settings
+from ivr.config import Settings
+from ivr.db.models import SmsOutbox
+from ivr.db.session import UowFactory
+from ivr.services import bonus, outbox, password
+from ivr.services.outbox import OutgoingSms
+
+
+class FlakySender:
+    def __init__(self, fail_for: set[str]) -> None:
+        self.fail_for = fail_for
+        self.sent: list[OutgoingSms] = []
+
+    def send(self, sms: OutgoingSms) -> None:
+        if sms.msisdn in self.fail_for:
+            raise ConnectionError("gateway down")
+        self.sent.append(sms)
+
+
+def test_file_sender_delivers_and_marks_sent(uow_factory: UowFactory, tmp_path: Path) -> None:
+    run_op(uow_factory, password.reset_password, demo_ids(uow_factory, IVAN)[0])
+    run_op(uow_factory, bonus.redeem, demo_ids(uow_factory, ANNA)[0], reward_code="coffee")
+    path = tmp_path / "sms" / "outbox.log"
+    assert deliver_pending(uow_factory, FileSender(path)) == 2
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [(m["to"], m["kind"]) for m in lines] == [(IVAN, "password_reset"), (ANNA, "voucher")]
+    assert "Временный пароль" in lines[0]["text"]
+    assert deliver_pending(uow_factory, FileSender(path)) == 0  # nothing twice
+    with uow_factory() as uow:
+        assert all(s.sent_at is not None for s in uow.session.scalars(select(SmsOutbox)))
+
+
+def test_a_failing_sms_is_retried_and_does_not_stop_the_others(uow_factory: UowFactory) -> None:
+    run_op(uow_factory, password.reset_password, demo_ids(uow_factory, IVAN)[0])
+    run_op(uow_factory, bonus.redeem, demo_ids(uow_factory, ANNA)[0], reward_code="coffee")
+    flaky = FlakySender({IVAN})
+    assert deliver_pending(uow_factory, flaky) == 1
+    assert [s.msisdn for s in flaky.sent] == [ANNA]
+    for _ in range(outbox.MAX_ATTEMPTS - 1):
+        deliver_pending(uow_factory, flaky)
+    with uow_factory() as uow:
+        stuck = uow.session.scalars(select(SmsOutbox).where(SmsOutbox.msisdn == IVAN)).one()
+        assert (stuck.sent_at, stuck.attempts) == (None, outbox.MAX_ATTEMPTS)
+        assert outbox.pending(uow) == []  # given up after MAX_ATTEMPTS
+    assert deliver_pending(uow_factory, FlakySender(set())) == 0
+
+
+def test_log_sender_never_logs_the_text(uow_factory: UowFactory, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    run_op(uow_factory, password.reset_password, demo_ids(uow_factory, IVAN)[0])
+    with uow_factory() as uow:
+        text = uow.session.scalars(select(SmsOutbox)).one().text
+    assert deliver_pending(uow_factory, LogSender()) == 1
+    temp = text.split(": ", 1)[1].split(".", 1)[0]
+    assert "sent to 79161234567" in caplog.text
+    assert temp not in caplog.text
+
+
+def test_sender_from_settings(tmp_path: Path) -> None:
+    file_sender = sender_from_settings(Settings(home=tmp_path))
+    assert isinstance(file_sender, FileSender)
+    assert file_sender.path == tmp_path / "var" / "sms" / "outbox.log"
+    assert isinstance(sender_from_settings(Settings(home=tmp_path, sms_sender="log")), LogSender)
