@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from ivr.config import Settings  # noqa: E402
 from ivr.engine.commands import PromptRef  # noqa: E402
-from ivr.prompts.render import RenderJob, plan_prompts, plan_words, render_jobs, wav_info  # noqa: E402
+from ivr.prompts.render import plan_prompts, plan_words, render_jobs, wav_info  # noqa: E402
 from ivr.prompts.tts import get_engine  # noqa: E402
 from ivr.prompts.voice import PromptVoice, say  # noqa: E402
 
@@ -37,7 +37,9 @@ def per_call_us(fn: Callable[[], object], number: int = 2000, repeat: int = 5) -
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--engines", default="espeak,rhvoice")
     parser.add_argument("--render-count", type=int, default=60, help="files rendered per engine")
     args = parser.parse_args()
@@ -64,11 +66,19 @@ def main() -> int:
         if money_key:
             ref = PromptRef(money_key, {"balance": Decimal("-1234.56"), "available": Decimal("100.05")})
             cases += [
-                (f"PromptVoice.files({line}, ru, {money_key}: two amounts)", lambda: voice.files(line, "ru", ref)),
+                (
+                    f"PromptVoice.files({line}, ru, {money_key}: two amounts)",
+                    lambda: voice.files(line, "ru", ref),
+                ),
                 (f"PromptVoice.text({line}, ru, {money_key})", lambda: voice.text(line, "ru", ref)),
             ]
         static = PromptRef("goodbye")
-        cases.append((f"PromptVoice.files({line}, ru, goodbye) (static, cached)", lambda: voice.files(line, "ru", static)))
+        cases.append(
+            (
+                f"PromptVoice.files({line}, ru, goodbye) (static, cached)",
+                lambda: voice.files(line, "ru", static),
+            )
+        )
         cases.append(("PromptVoice.reload_if_changed() (stat of text files)", voice.reload_if_changed))
         for name, fn in cases:
             med, best = per_call_us(fn)
@@ -76,15 +86,19 @@ def main() -> int:
 
         started = time.perf_counter()
         PromptVoice(settings)
-        print(f"\nPromptVoice(settings) load: {(time.perf_counter() - started) * 1000:.1f} ms "
-              f"({len(voice.lines())} lines)\n")
+        print(
+            f"\nPromptVoice(settings) load: {(time.perf_counter() - started) * 1000:.1f} ms "
+            f"({len(voice.lines())} lines)\n"
+        )
 
         jobs_all = plan_prompts(voice, voice.lines(), ["ru"]) + plan_words(["ru"])
         prompts_only = [j for j in jobs_all if j.kind == "prompt"][: args.render_count // 2]
         words_only = [j for j in jobs_all if j.kind == "word"][: args.render_count - len(prompts_only)]
         sample = prompts_only + words_only
-        print(f"### Render time per file (Russian; {len(prompts_only)} prompt pieces + {len(words_only)} words, "
-              "2 workers, includes resample/trim/normalise)\n")
+        print(
+            f"### Render time per file (Russian; {len(prompts_only)} prompt pieces + "
+            f"{len(words_only)} words, 2 workers, includes resample/trim/normalise)\n"
+        )
         print("| engine | files | wall s | ms per file | audio s | render s per audio s |")
         print("|---|---:|---:|---:|---:|---:|")
         for engine_name in [e.strip() for e in args.engines.split(",") if e.strip()]:
@@ -97,8 +111,10 @@ def main() -> int:
             audio = sum(wav_info(out.sounds / j.rel)[3] for j in sample if (out.sounds / j.rel).is_file())
             per = report.seconds / max(1, report.rendered) * 1000
             rtf = report.seconds / audio if audio else 0.0
-            print(f"| {engine_name} | {report.rendered} | {report.seconds:.2f} | {per:.0f} | {audio:.1f} | {rtf:.3f} |")
-        _ = RenderJob  # re-exported for callers extending the benchmark
+            print(
+                f"| {engine_name} | {report.rendered} | {report.seconds:.2f} | {per:.0f} "
+                f"| {audio:.1f} | {rtf:.3f} |"
+            )
     return 0
 
 
