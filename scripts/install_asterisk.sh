@@ -95,7 +95,7 @@ if [[ ! -e "$TREE.new/usr/lib64/ld-linux-x86-64.so.2" ]]; then
 fi
 rm -rf "$TREE"
 mv "$TREE.new" "$TREE"
-version="$(ls "$APT"/cache/archives/ | sed -n 's/^asterisk_\([^_]*\)_.*/\1/p' | head -1)"
+version="$(ls "$APT"/cache/archives/ | sed -n 's/^asterisk_\([^_]*\)_.*/\1/p' | sed 's/%3a/:/' | head -1)"
 rm -rf "$APT/cache/archives"/*.deb "$APT/lists"
 echo tree >"$BASE/mode"
 echo "asterisk $version ($SUITE, unpacked into $TREE)" >"$STAMP"

@@ -151,9 +151,12 @@ class CallWatcher:
                 if future is not None and not future.done():
                     future.set_result(record)
             return
-        record = self.calls.get(linked)
-        if record is None:
+        found = self.calls.get(linked)
+        if found is None:
             return
+        self._record_event(found, name, event)
+
+    def _record_event(self, record: CallRecord, name: str, event: Any) -> None:
         if name == "VarSet":
             variable = str(event.get("Variable", ""))
             if variable in WATCHED_VARIABLES:

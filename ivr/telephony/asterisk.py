@@ -198,11 +198,15 @@ def cli(paths: AsteriskPaths, command: str, timeout: float = 20.0) -> subprocess
 
 
 def start(
-    settings: Settings, *, boot_timeout: float = 30.0, env: dict[str, str] | None = None
+    settings: Settings,
+    *,
+    boot_timeout: float = 30.0,
+    env: dict[str, str] | None = None,
+    softphone_callerid: str | None = None,
 ) -> tuple[int, float]:
     """Render the configuration and start Asterisk in the background (foreground mode under our own
     supervision, so its pid is the process we started). Returns (pid, seconds until fully booted)."""
-    paths = render_config(settings)
+    paths = render_config(settings, softphone_callerid=softphone_callerid)
     if not paths.binary.exists():
         raise AsteriskError(f"Asterisk is not installed ({paths.binary}); run scripts/install_asterisk.sh")
     pid = running_pid(paths)

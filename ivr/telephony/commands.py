@@ -40,6 +40,7 @@ def register(sub: Any) -> None:
     ast_sub = ast.add_subparsers(dest="asterisk_command", metavar="ACTION")
     ast_sub.required = True
     start = ast_sub.add_parser("start", help="render the configuration and start Asterisk in the background")
+    start.add_argument("--softphone-callerid", help="caller number of the local softphone endpoint")
     start.set_defaults(func=cmd_asterisk_start)
     stop = ast_sub.add_parser("stop", help="stop the Asterisk started by `start`")
     stop.set_defaults(func=cmd_asterisk_stop)
@@ -152,7 +153,7 @@ def cmd_dial(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_asterisk_start(settings: Settings, args: argparse.Namespace) -> int:
     from ivr.telephony import asterisk
 
-    pid, seconds = asterisk.start(settings)
+    pid, seconds = asterisk.start(settings, softphone_callerid=args.softphone_callerid)
     print(
         f"asterisk running, pid {pid}, fully booted in {seconds:.2f} s; SIP 127.0.0.1:{settings.sip_port}, "
         f"AMI 127.0.0.1:{settings.ami_port}"

@@ -96,9 +96,10 @@ def renumbered_pcap(source: Path, target: Path, *, index: int) -> None:
     `index` steps. The shipped pcaps each carry fixed numbers (key 1's are lower than key 9's); Asterisk
     drops an event whose numbers go backwards, so a key sequence such as "91" would lose the 1."""
     data = bytearray(source.read_bytes())
-    if len(data) < 24 or data[:4] not in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4"):
+    magic = bytes(data[:4])
+    if len(data) < 24 or magic not in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4"):
         raise DialError(f"{source} is not a pcap file")
-    endian = "<" if data[:4] == b"\xd4\xc3\xb2\xa1" else ">"
+    endian = "<" if magic == b"\xd4\xc3\xb2\xa1" else ">"
     offset = 24
     while offset + 16 <= len(data):
         incl = struct.unpack_from(f"{endian}I", data, offset + 8)[0]

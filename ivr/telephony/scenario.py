@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -88,10 +89,24 @@ class Scenario:
         return all(step.kind != "say" for step in self.steps)
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: `say: no` is the word "no", not False."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
 def load_scenario(path: str | Path) -> Scenario:
     path = Path(path)
-    node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    text = path.read_text(encoding="utf-8")
+    node = yaml.compose(text, Loader=_Loader)
+    data = yaml.load(text, Loader=_Loader)  # safe: a SafeLoader subclass
     if not isinstance(data, dict) or "line" not in data or "steps" not in data:
         raise ScenarioError(f"{path}: a scenario needs line and steps")
     step_lines: list[int] = []

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Command 2: install what is missing, then lint (ruff), type-check (mypy) and run every test, e2e
+# included (real Asterisk + sipp). Extra arguments go to pytest.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+bash scripts/setup.sh
+if .venv/bin/ivr prompts --help >/dev/null 2>&1; then
+    .venv/bin/ivr prompts render --no-progress >&2
+fi
+
+status=0
+echo "== ruff check" >&2
+.venv/bin/ruff check . || status=1
+echo "== ruff format --check" >&2
+.venv/bin/ruff format --check . || status=1
+echo "== mypy" >&2
+.venv/bin/mypy ivr || status=1
+
+echo "== pytest" >&2
+set +e
+.venv/bin/pytest "$@"
+code=$?
+set -e
+if [[ $code -eq 5 ]]; then
+    echo "test: pytest collected no tests" >&2
+    code=0
+fi
+((code == 0)) || status=$code
+exit "$status"
