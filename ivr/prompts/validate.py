@@ -2,7 +2,7 @@
 
 Codes: unknown_target, unreachable, dead_end, loop_without_input, duplicate_key, duplicate_phrase,
 missing_text, unknown_placeholder, placeholder_kind, unknown_action, unhandled_status, unknown_status,
-unknown_arg, unconfirmed_action, reserved_var, unknown_language, bad_setting.
+unknown_arg, unconfirmed_action, reserved_var, unknown_language, bad_setting, secret_in_prompt.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class _Checker:
         self.file = tree.source or f"{tree.line}.yaml"
         self.errors: list[TreeError] = []
         self.prefixes: tuple[str, ...] = ()
+        self.secret_vars = {n.into for n in tree.nodes.values() if isinstance(n, CollectDigits) and n.secret}
 
     def err(self, line: int, code: str, message: str) -> None:
         self.errors.append(TreeError(self.file, line, code, message))
@@ -377,6 +378,11 @@ class _Checker:
                             entry.line, "placeholder_kind", f"{entry.file}: {spec.key}: unknown kind {kind!r}"
                         )
                     var = spec.values.get(name, name)
+                    if var in self.secret_vars and (spec.key, name) not in reported:
+                        reported.add((spec.key, name))
+                        self.err(
+                            line, "secret_in_prompt", f"prompt {spec.key!r} would say the secret {{{name}}}"
+                        )
                     if spec.each is not None:
                         continue  # filled from the list item's fields first
                     if (
