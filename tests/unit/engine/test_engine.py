@@ -429,3 +429,28 @@ def test_menu_may_limit_universal_keys(make_tree: Any, tree_text: str) -> None:
     assert isinstance(collect, Collect) and set(collect.escape_keys) == {"*", "0"}
     state, commands = engine.step(state, Digits("9"))
     assert state.no_match == 1 and state.node == "tariff_menu"
+
+
+@pytest.mark.parametrize(
+    ("op", "value", "var", "holds"),
+    [
+        ("true", None, True, True),
+        ("true", None, [], False),
+        ("false", None, None, True),
+        ("set", None, 0, True),
+        ("unset", None, None, True),
+        ("eq", "ru", "ru", True),
+        ("ne", "ru", "en", True),
+        ("lt", 100, Decimal("-123.45"), True),
+        ("lt", 100, None, False),
+        ("ge", 3, 2, False),
+        ("in", ["0505", "0500"], "0500", True),
+        ("in", ["0505", "0500"], "88005500500", False),
+        ("gt", 0, "text", False),  # incomparable: false, never an exception mid-call
+    ],
+)
+def test_conditions(op: str, value: Any, var: Any, holds: bool) -> None:
+    from ivr.engine.engine import evaluate
+    from ivr.engine.tree import Condition
+
+    assert evaluate(Condition("x", op, value), {"x": var}) is holds

@@ -174,3 +174,29 @@ def test_store_unknown_line_raises(tmp_path: Path) -> None:
     store = TreeStore(tmp_path)
     with pytest.raises(KeyError):
         store.get("nothing")
+
+
+def test_bad_text_file_is_reported_with_its_line(tmp_path: Path, catalog: ActionCatalog) -> None:
+    tree_file = _copy_line(tmp_path)
+    texts = tmp_path / "texts" / "loyalty.ru.yaml"
+    texts.write_text("welcome: Здравствуйте!\nwho_menu: Один.\nwelcome: Ещё раз.\n", encoding="utf-8")
+    with pytest.raises(TreeInvalid) as refused:
+        load_tree(tree_file, catalog)
+    (error,) = refused.value.errors
+    assert (error.file, error.line, error.code) == (str(texts), 3, "text_file")
+
+
+def test_missing_english_text_is_reported_at_the_prompt_line(tmp_path: Path, catalog: ActionCatalog) -> None:
+    (tmp_path / "texts").mkdir()
+    for src in [PROMPTS / "operator.yaml", *(PROMPTS / "texts").glob("*.yaml")]:
+        (tmp_path / src.relative_to(PROMPTS)).write_bytes(src.read_bytes())
+    en = tmp_path / "texts" / "operator.en.yaml"
+    en.write_text(
+        en.read_text(encoding="utf-8").replace("\ntariff_menu:", "\ntariff_menu_gone:"), encoding="utf-8"
+    )
+    with pytest.raises(TreeInvalid) as refused:
+        load_tree(tmp_path / "operator.yaml", catalog)
+    tree_lines = (tmp_path / "operator.yaml").read_text(encoding="utf-8").splitlines()
+    (error,) = refused.value.errors
+    assert error.code == "missing_text" and "'tariff_menu'" in error.message and " en " in error.message
+    assert tree_lines[error.line - 1].strip() == "menu: [tariff_menu]"
