@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -67,6 +68,7 @@ PAUSE_MS = 250
 MANIFEST = "manifest.json"
 
 FULL_SCALE = 32767.0
+_CYRILLIC = re.compile("[а-яА-ЯёЁ]")
 
 
 class RenderError(RuntimeError):
@@ -201,13 +203,18 @@ class Manifest:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self.files: dict[str, dict[str, Any]] = {}
-        if path.is_file():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-                self.files = dict(data.get("files", {}))
-            except (ValueError, OSError) as exc:
-                log.warning("manifest %s unreadable (%s); everything will re-render", path, exc)
+        self._changed: set[str] = set()
+        self.files: dict[str, dict[str, Any]] = self._read_files()
+
+    def _read_files(self) -> dict[str, dict[str, Any]]:
+        if not self.path.is_file():
+            return {}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            return dict(data.get("files", {}))
+        except (ValueError, OSError) as exc:
+            log.warning("manifest %s unreadable (%s); everything will re-render", self.path, exc)
+            return {}
 
     def get(self, rel: str) -> dict[str, Any] | None:
         return self.files.get(rel)
@@ -215,12 +222,19 @@ class Manifest:
     def put(self, rel: str, entry: dict[str, Any]) -> None:
         with self._lock:
             self.files[rel] = entry
+            self._changed.add(rel)
 
     def save(self) -> None:
+        """Write our changes over what is on disk now, so two renders (e.g. `render_names` from the server
+        while `ivr prompts render` runs) do not drop each other's entries."""
         with self._lock:
-            data = {"version": 1, "pipeline": PIPELINE_VERSION, "files": dict(sorted(self.files.items()))}
+            merged = dict(self._read_files())
+            merged.update({rel: self.files[rel] for rel in self._changed})
+            self.files = merged
+            self._changed.clear()
+            data = {"version": 1, "pipeline": PIPELINE_VERSION, "files": dict(sorted(merged.items()))}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".json.tmp")
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
         os.replace(tmp, self.path)
 
@@ -294,21 +308,31 @@ class _Renderer:
             return self.fallback()
         return self.engine
 
+    @staticmethod
+    def speech_lang(job: RenderJob) -> str:
+        """The language whose voice says the job: a Cyrillic name ("Безлимит") in an English prompt is
+        still said by the Russian voice, which can read it."""
+        if job.kind == "name" and job.lang != "ru" and _CYRILLIC.search(job.text):
+            return "ru"
+        return job.lang
+
     def expected_hash(self, job: RenderJob) -> str:
         if job.kind == "pause":
             return job_hash("silence", "", job.lang, str(PAUSE_MS))
-        engine = self.engine_for(job.lang)
-        return job_hash(engine.name, engine.voice_for(job.lang) or "", job.lang, job.text)
+        lang = self.speech_lang(job)
+        engine = self.engine_for(lang)
+        return job_hash(engine.name, engine.voice_for(lang) or "", lang, job.text)
 
     def run(self, job: RenderJob, sounds: Path, tmpdir: Path) -> dict[str, Any]:
         dst = sounds / job.rel
         if job.kind == "pause":
             write_wav(dst, array("h", bytes(2 * SAMPLE_RATE * PAUSE_MS // 1000)))
             return {"text": job.text, "engine": "silence", "voice": "", "hash": self.expected_hash(job)}
-        engine = self.engine_for(job.lang)
+        lang = self.speech_lang(job)
+        engine = self.engine_for(lang)
         raw = tmpdir / f"{hashlib.sha1(job.rel.encode()).hexdigest()}.wav"
         try:
-            produced = engine.synthesize(job.text, job.lang, raw)
+            produced = engine.synthesize(job.text, lang, raw)
         except SynthesisError as exc:
             fallback = self.fallback()
             if engine is fallback:
@@ -318,7 +342,7 @@ class _Renderer:
                     self._primary_failed = True
                     log.warning("%s; rendering with %s instead", exc, fallback.name)
             engine = fallback
-            produced = engine.synthesize(job.text, job.lang, raw)
+            produced = engine.synthesize(job.text, lang, raw)
         if engine is not self.engine:
             with self._lock:
                 self.fallbacks += 1
@@ -326,13 +350,13 @@ class _Renderer:
             seconds = telephone_audio(produced, dst)
         finally:
             produced.unlink(missing_ok=True)
-        voice = engine.voice_for(job.lang) or ""
+        voice = engine.voice_for(lang) or ""
         return {
             "text": job.text,
             "lang": job.lang,
             "engine": engine.name,
             "voice": voice,
-            "hash": job_hash(engine.name, voice, job.lang, job.text),
+            "hash": job_hash(engine.name, voice, lang, job.text),
             "seconds": round(seconds, 3),
         }
 

@@ -294,3 +294,23 @@ def test_stream_file_paths_point_at_rendered_files(rendered: Settings) -> None:
     for name in voice.stream_names("alpha", "ru", PromptRef("balance", {"balance": 5, "points": 2})):
         assert Path(name + ".wav").is_file()
     assert subprocess.run(["sox", "--i", name + ".wav"], capture_output=True, check=False).returncode == 0
+
+
+def test_cyrillic_names_are_said_by_the_russian_voice_in_english(home: Settings) -> None:
+    report = render_names(["Безлимит", "Family"], home, langs=["en"], engine="espeak")
+    assert report.rendered == 2
+    files = json.loads((home.sounds / MANIFEST).read_text(encoding="utf-8"))["files"]
+    assert files[f"en/words/{name_slug('Безлимит')}.wav"]["voice"] == "ru"
+    assert files[f"en/words/{name_slug('Family')}.wav"]["voice"] == "en-gb"
+    assert render_names(["Безлимит", "Family"], home, langs=["en"], engine="espeak").rendered == 0
+
+
+def test_two_renders_saving_the_manifest_keep_each_others_entries(home: Settings) -> None:
+    from ivr.prompts.render import Manifest
+
+    first, second = Manifest(home.sounds / MANIFEST), Manifest(home.sounds / MANIFEST)
+    first.put("ru/a.wav", {"text": "a", "hash": "1"})
+    second.put("ru/b.wav", {"text": "b", "hash": "2"})
+    first.save()
+    second.save()
+    assert set(Manifest(home.sounds / MANIFEST).files) == {"ru/a.wav", "ru/b.wav"}
