@@ -39,6 +39,9 @@ def register(subparsers: Any) -> None:
     say.add_argument("--lang", default=None, help="language (default: the default language)")
     say.add_argument("--files", action="store_true", help="also list the word files played")
     say.add_argument(
+        "--wav", metavar="OUT", help="write the rendered words joined into one WAV, to listen to"
+    )
+    say.add_argument(
         "kind", help="money, points, minutes, sms, megabytes, gigabytes, days, number, date, phone, digits"
     )
     say.add_argument("value")
@@ -109,8 +112,30 @@ def cmd_say(settings: Settings, args: argparse.Namespace) -> int:
         print(f"say: {exc}", file=sys.stderr)
         return 2
     print(WORDING[lang].join(words))
+    paths = [
+        settings.sounds / lang / "words" / f"{name_slug(w) if isinstance(w, NameToken) else slug(w)}.wav"
+        for w in words
+    ]
     if args.files:
-        for word in words:
-            stem = name_slug(word) if isinstance(word, NameToken) else slug(word)
-            print(f"  {settings.sounds / lang / 'words' / (stem + '.wav')}")
+        for path in paths:
+            print(f"  {path}")
+    if args.wav:
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            print(f"not rendered: {missing[0]} (run `ivr prompts render`)", file=sys.stderr)
+            return 1
+        join_wavs(paths, args.wav)
+        print(f"wrote {args.wav}")
     return 0
+
+
+def join_wavs(paths: list[Any], out: str) -> None:
+    """Concatenate telephone WAVs (same format) into one file, as Asterisk would play them in a row."""
+    import wave
+
+    with wave.open(out, "wb") as sink:
+        for i, path in enumerate(paths):
+            with wave.open(str(path), "rb") as src:
+                if i == 0:
+                    sink.setparams(src.getparams())
+                sink.writeframes(src.readframes(src.getnframes()))

@@ -287,6 +287,12 @@ def test_cli_render_check_say(
     assert ivr_main(["prompts", "say", "--lang", "en", "points", "1"]) == 0
     assert capsys.readouterr().out.strip() == "one point"
     assert ivr_main(["prompts", "say", "money", "abc"]) == 2
+    out = home.home / "amount.wav"
+    assert ivr_main(["prompts", "say", "--lang", "ru", "money", "-21.02", "--wav", str(out)]) == 0
+    with wave.open(str(out), "rb") as wav:
+        assert (wav.getframerate(), wav.getnchannels()) == (8000, 1) and wav.getnframes() > 8000
+    assert ivr_main(["prompts", "render", "no_such_line", "--engine", "espeak"]) == 2
+    assert ivr_main(["prompts", "render", "--voice", "bad"]) == 2
 
 
 def test_stream_file_paths_point_at_rendered_files(rendered: Settings) -> None:
