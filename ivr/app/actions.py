@@ -266,12 +266,12 @@ def _subscriptions_cancel(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionC
 
 def _number_block(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     r = blocking.block_number(uow, _subscriber(ctx), _arg(args, "days"), origin=_origin(ctx), key=_key(ctx))
-    return r.status, _values(r, "until")
+    return r.status, {"until": r.until, "blocked": r.status in ("ok", "already_blocked")}
 
 
 def _number_unblock(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     r = blocking.unblock_number(uow, _subscriber(ctx), origin=_origin(ctx), key=_key(ctx))
-    return r.status, {}
+    return r.status, {"blocked": False} if r.status in ("ok", "not_blocked") else {}
 
 
 def _account_of(uow: UnitOfWork, ctx: ActionContext) -> int:
@@ -289,7 +289,7 @@ def _points(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Out
 
 def _bonus_enrol(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     r = bonus.enrol(uow, _subscriber(ctx), origin=_origin(ctx), key=_key(ctx))
-    return r.status, {}
+    return r.status, {"enrolled": r.status in ("ok", "already_enrolled")}
 
 
 def _bonus_catalogue(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
@@ -318,7 +318,7 @@ def _bonus_transfer(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext
         origin=_origin(ctx),
         key=_key(ctx),
     )
-    return r.status, _values(r, "points_left")
+    return r.status, {"points_left": r.points_left, "points_transferred": r.points}
 
 
 def _card_identify(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
@@ -380,6 +380,42 @@ def _card_reissue(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) 
 
 # --- the registry ------------------------------------------------------------------------------------
 
+# The values each action may set (ActionInfo.values, for the validator's placeholder check).
+_VALUES = {
+    "subscriber.identify": "subscriber_id account_id access_level msisdn pin_set authenticated",
+    "subscriber.verify_pin": (
+        "subscriber_id account_id access_level authenticated attempts_left locked_until locked_minutes"
+    ),
+    "balance.report": (
+        "balance credit_limit available minutes_left sms_left data_mb_left bonus_points promised_amount"
+        " promised_until charges payments charges_count payments_count"
+    ),
+    "payment.promise": "amount until reason",
+    "credit.trust_enable": "credit_limit reason",
+    "password.reset": "sms_to",
+    "tariff.current": "plan_code plan_name monthly_fee next_billing_date pending_plan_name pending_date",
+    "tariff.alternatives": "plans plans_count",
+    "tariff.change": "plan_name effective_date fee",
+    "options.list": "options options_count",
+    "options.set": "option_name price",
+    "subscriptions.list": "subscriptions subscriptions_count",
+    "subscriptions.cancel": "subscription_name",
+    "number.block": "until blocked",
+    "number.unblock": "blocked",
+    "bonus.balance": "points expiring_points expiry_date",
+    "bonus.enrol": "enrolled reason",
+    "bonus.catalogue": "rewards rewards_count",
+    "bonus.redeem": "reward_name points_left reason",
+    "bonus.transfer": "points_left points_transferred reason",
+    "card.identify": "card_id account_id subscriber_id card_last4",
+    "card.list": "cards count",
+    "card.register": "card_last4 count",
+    "card.block": "card_last4",
+    "card.unblock": "card_last4",
+    "card.reissue": "card_last4 new_card_last4",
+    "loyalty.balance": "points expiring_points expiry_date",
+}
+
 
 def _action(
     name: str,
@@ -395,6 +431,7 @@ def _action(
         statuses=frozenset(statuses.split()),
         changes_state=changes,
         args=frozenset(args.split()),
+        values=frozenset(_VALUES[name].split()),
     )
     return name, Action(info=info, run=run, writes=writes or changes)
 
