@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import shutil
 import socket
 import struct
@@ -89,6 +90,32 @@ def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+_media_ports_given: set[int] = set()
+
+
+def free_media_port() -> int:
+    """A base port for sipp's media: sipp binds it and the next three (RTCP, video RTP/RTCP), so all four
+    must be free; ports handed to calls still running in this process are not reused."""
+    for _ in range(200):
+        base = random.randrange(40000, 60000, 4)
+        if base in _media_ports_given:
+            continue
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + 4):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        _media_ports_given.add(base)
+        return base
+    raise DialError("no free media ports")
 
 
 def renumbered_pcap(source: Path, target: Path, *, index: int) -> None:
@@ -249,6 +276,7 @@ async def run_sipp(
     binary = sipp_binary()
     if binary is None:
         raise DialError("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
+    media_port = free_media_port()
     path = workdir / "call.xml"
     path.write_text(scenario_xml, encoding="ascii")
     errors = workdir / "errors.log"
@@ -256,7 +284,7 @@ async def run_sipp(
         binary,
         f"{settings.sip_host}:{settings.sip_port}",
         "-sf", str(path), "-m", "1", "-l", "1",
-        "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()),
+        "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(media_port),
         "-timeout", f"{int(timeout)}s", "-timeout_error",
         "-trace_err", "-error_file", str(errors), "-nostdin",
     ]  # fmt: skip
@@ -273,6 +301,8 @@ async def run_sipp(
         proc.kill()
         await proc.wait()
         return -1, "sipp did not finish in time"
+    finally:
+        _media_ports_given.discard(media_port)
     if not proc.returncode:
         return 0, ""
     text = err.decode(errors="replace")

@@ -8,12 +8,12 @@ import asyncio
 import time
 
 import pytest
-from e2e_stack import LineStack
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session as DbSession
 
 from ivr.db.models import Subscriber
 from ivr.telephony.dialer import DialResult, dial
+from ivr.telephony.localline import LocalLine as LineStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
