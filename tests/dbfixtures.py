@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from sqlalchemy import Connection
 from sqlalchemy.pool import NullPool
 
 from ivr.db.session import UowFactory, make_engine, make_uow_factory, utcnow
@@ -104,6 +105,7 @@ class PgCluster:
     root: Path
     port: int
     as_user: str | None  # run the binaries as this user (root cannot run PostgreSQL)
+    _admin: Connection | None = None
 
     @property
     def data(self) -> Path:
@@ -156,6 +158,10 @@ class PgCluster:
         )
 
     def stop(self) -> None:
+        if self._admin is not None:
+            self._admin.close()
+            self._admin.engine.dispose()
+            self._admin = None
         if self.data.exists():
             subprocess.run(
                 self._cmd(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"),
@@ -167,12 +173,10 @@ class PgCluster:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
     def admin(self, sql: str) -> None:
-        engine = make_engine(self.url(), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-        try:
-            with engine.connect() as conn:
-                conn.exec_driver_sql(sql)
-        finally:
-            engine.dispose()
+        """Run one statement on the maintenance database (autocommit, one kept connection)."""
+        if self._admin is None:
+            self._admin = make_engine(self.url(), isolation_level="AUTOCOMMIT", poolclass=NullPool).connect()
+        self._admin.exec_driver_sql(sql)
 
 
 _CLUSTER: PgCluster | None = None

@@ -28,6 +28,11 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_seed)
     p = sub.add_parser("subscribers", help="list the subscribers (numbers, situations; no secrets)")
     p.set_defaults(func=_subscribers)
+    p = sub.add_parser(
+        "jobs",
+        help="run the billing jobs once: deliver queued SMS, expire points, settle promises, apply plans",
+    )
+    p.set_defaults(func=_jobs)
 
 
 def _ensure_dir(settings: Settings) -> None:
@@ -104,4 +109,26 @@ def _subscribers(settings: Settings, args: argparse.Namespace) -> int:
                 )
     finally:
         factory.dispose()
+    return 0
+
+
+def _jobs(settings: Settings, args: argparse.Namespace) -> int:
+    from ivr.app.sms import deliver_pending, sender_from_settings
+    from ivr.db.session import make_uow_factory
+    from ivr.services import balance, bonus, tariffs
+
+    factory = make_uow_factory(settings.db_url)
+    try:
+        with factory(write=True) as uow:
+            expired = bonus.expire_all(uow)
+            settled = balance.settle_overdue_promises(uow)
+            switched = tariffs.apply_pending_plans(uow)
+            uow.commit()
+        sent = deliver_pending(factory, sender_from_settings(settings))
+    finally:
+        factory.dispose()
+    print(
+        f"{sent} SMS sent, {expired} points expired, {settled} promised payments settled, "
+        f"{switched} plans applied"
+    )
     return 0

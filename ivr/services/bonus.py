@@ -126,6 +126,26 @@ def sweep_expired(uow: UnitOfWork, account: Account) -> int:
     return total
 
 
+def expire_all(uow: UnitOfWork, *, origin: Origin = NO_ORIGIN) -> int:
+    """Billing job: write off expired remainders on every account. Returns the points written off."""
+    account_ids = uow.session.scalars(
+        select(PointsEntry.account_id)
+        .where(
+            PointsEntry.remaining > 0,
+            PointsEntry.expires_at.is_not(None),
+            PointsEntry.expires_at <= uow.now(),
+        )
+        .distinct()
+    ).all()
+    total = 0
+    for account_id in sorted(account_ids):
+        written_off = sweep_expired(uow, lock_account(uow, account_id))
+        if written_off:
+            audit(uow, origin, "bonus.expire", account_id=account_id, points=written_off)
+        total += written_off
+    return total
+
+
 def grant_points(
     uow: UnitOfWork,
     account_id: int,

@@ -48,3 +48,23 @@ def test_db_init_default_url_under_var(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.delenv("IVR_CONFIG", raising=False)
     assert main(["db", "init"]) == 0
     assert (tmp_path / "var" / "ivr.sqlite3").is_file()
+
+
+def test_db_jobs(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IVR_HOME", str(tmp_path))
+    url = f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
+    assert main(["--database-url", url, "db", "init"]) == 0
+    from ivr.app.actions import ActionContext, invoke
+    from ivr.db.session import make_uow_factory
+
+    factory = make_uow_factory(url)
+    try:
+        ctx = ActionContext("c1", "operator", "ru", {"subscriber_id": 1}, factory, "c1:reset:1")
+        assert invoke("password.reset", {}, ctx).status == "ok"
+    finally:
+        factory.dispose()
+    capsys.readouterr()
+    assert main(["--database-url", url, "db", "jobs"]) == 0
+    assert "1 SMS sent" in capsys.readouterr().out
+    outbox = (tmp_path / "var" / "sms" / "outbox.log").read_text(encoding="utf-8")
+    assert "79161234567" in outbox and "password_reset" in outbox

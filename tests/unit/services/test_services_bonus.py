@@ -206,3 +206,13 @@ def test_grant_rejects_non_positive(uow_factory: UowFactory) -> None:
 
     with pytest.raises(ValueError):
         run_op(uow_factory, bonus.grant_points, demo_ids(uow_factory, IVAN)[1], 0)
+
+
+def test_expiry_job_writes_off_every_account(uow_factory: UowFactory, clock: TestClock) -> None:
+    _, ivan_account = demo_ids(uow_factory, IVAN)
+    _, anna_account = demo_ids(uow_factory, ANNA)
+    clock.advance(days=21)  # Ivan's 350 (10 days) and Anna's 400 (20 days) expire
+    assert run_op(uow_factory, bonus.expire_all) == 750
+    assert run_op(uow_factory, bonus.expire_all) == 0
+    assert assert_ledger_balances(uow_factory, ivan_account) == 900
+    assert assert_ledger_balances(uow_factory, anna_account) == 3000
