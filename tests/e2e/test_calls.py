@@ -159,3 +159,11 @@ def test_server_still_serves_after_the_outage(line_stack: LineStack) -> None:
     result = call(line_stack, "0500", IVAN, "1")
     assert_ended_normally(result)
     assert "balance.report:ok" in actions_of(result)
+
+
+def test_number_that_is_not_a_service_number(line_stack: LineStack) -> None:
+    result = call(line_stack, "12345", IVAN, "", wait=8.0)
+    assert result.sipp_exit == 0, result.sipp_errors
+    assert result.record is not None
+    assert "IVR_LINE" not in result.variables  # never reached a line
+    assert result.hangup_cause == 1  # unallocated number, after the "no service" announcement
