@@ -35,6 +35,11 @@ def register(subparsers: Any) -> None:
     check = sub.add_parser("check", help="check texts and rendered audio of every line")
     check.set_defaults(func=cmd_check)
 
+    listing = sub.add_parser("list", help="list prompt texts: key, text (and whether audio is rendered)")
+    listing.add_argument("line", nargs="?", help="one line (default: every line and the common texts)")
+    listing.add_argument("--lang", default=None, help="one language (default: all)")
+    listing.set_defaults(func=cmd_list)
+
     say = sub.add_parser("say", help="show how a value is said, e.g. `say --lang ru money 123.45`")
     say.add_argument("--lang", default=None, help="language (default: the default language)")
     say.add_argument("--files", action="store_true", help="also list the word files played")
@@ -91,6 +96,25 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
         print(problem)
     print(f"{len(problems)} problem(s)")
     return 1 if problems else 0
+
+
+def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
+    from ivr.prompts.voice import COMMON, PromptVoice, parse_template
+
+    voice = PromptVoice(settings)
+    sources = [args.line] if args.line else [*voice.lines(), COMMON]
+    for source in sources:
+        for lang in voice.languages(None if source == COMMON else source):
+            if args.lang and lang != args.lang:
+                continue
+            for key in voice.keys(source, lang):
+                text = voice.raw_text(source, lang, key) or ""
+                pieces = parse_template(key, text, lang, source).static_pieces()
+                rendered = all(
+                    (settings.sounds / lang / source / f"{stem}.wav").is_file() for stem, _ in pieces
+                )
+                print(f"{source}.{lang}\t{key}\t{'ok ' if rendered else 'NO '}\t{text}")
+    return 0
 
 
 def cmd_say(settings: Settings, args: argparse.Namespace) -> int:

@@ -438,7 +438,15 @@ class PromptVoice:
         try:
             return say(template.lang, seg.kind, values[seg.name])
         except (ValueError, TypeError, ArithmeticError) as exc:
-            log.warning("prompt %s/%s: cannot say {%s:%s}: %s", line, template.key, seg.name, seg.kind, exc)
+            # The exception's text may quote the value; values are not logged (a value could be private).
+            log.warning(
+                "prompt %s/%s: cannot say {%s:%s} (%s)",
+                line,
+                template.key,
+                seg.name,
+                seg.kind,
+                type(exc).__name__,
+            )
             return ()
 
 

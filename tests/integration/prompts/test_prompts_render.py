@@ -292,6 +292,11 @@ def test_cli_render_check_say(
     with wave.open(str(out), "rb") as wav:
         assert (wav.getframerate(), wav.getnchannels()) == (8000, 1) and wav.getnframes() > 8000
     assert ivr_main(["prompts", "render", "no_such_line", "--engine", "espeak"]) == 2
+    capsys.readouterr()
+    assert ivr_main(["prompts", "list", "alpha", "--lang", "ru"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert "alpha.ru\tbalance\tok \tВаш баланс {balance:money}. Бонусных баллов: {points:points}." in listing
+    assert all(row.startswith("alpha.ru\t") for row in listing)
     assert ivr_main(["prompts", "render", "--voice", "bad"]) == 2
 
 
