@@ -53,7 +53,10 @@ apt_opts=(
     -o "Dir::State::Lists=$work/lists"
     -o "Dir::Cache=$work/cache"
 )
-apt-get "${apt_opts[@]}" update -qq
+if ! apt-get "${apt_opts[@]}" update -qq; then
+    echo "install_tts: cannot read $suite non-free from the configured mirror; espeak-ng will be used" >&2
+    exit 0
+fi
 if DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends \
     rhvoice rhvoice-russian rhvoice-english; then
     echo "RHVoice installed"
