@@ -236,12 +236,17 @@ def settle_overdue_promises(uow: UnitOfWork, *, origin: Origin = NO_ORIGIN) -> i
             PromisedPayment.settled_at.is_(None), PromisedPayment.until < uow.today()
         )
     ).all()
+    settled = 0
     for promise in overdue:
         account = lock_account(uow, promise.account_id)
+        uow.session.refresh(promise)  # a payment may have settled it meanwhile
+        if promise.settled_at is not None:
+            continue
         charge(uow, account, promise.amount, "Возврат обещанного платежа")
         promise.settled_at = uow.now()
+        settled += 1
         audit(uow, origin, "payment.promise_settled", account_id=account.id, amount=promise.amount)
-    return len(overdue)
+    return settled
 
 
 def enable_trust_credit(

@@ -32,6 +32,7 @@ from ivr.services.common import (
     load_subscriber,
     lock_account,
     lock_accounts,
+    lock_subscriber_and_account,
     may_change_account,
     menu_index,
     once,
@@ -265,10 +266,9 @@ def redeem(
     key: str | None = None,
 ) -> Redemption:
     def run() -> Redemption:
-        sub = load_subscriber(uow, subscriber_id)
+        sub, account = lock_subscriber_and_account(uow, subscriber_id)  # packages change too
         if not may_change_account(sub):
             return Redemption(status="forbidden")
-        account = lock_account(uow, sub.account_id)
         if account.bonus_enrolled_at is None:
             return Redemption(status="not_enrolled")
         rewards = _rewards(uow, account)

@@ -165,7 +165,9 @@ def register_card(
             )
             or 0
         )
-        card = uow.session.scalars(select(LoyaltyCard).where(LoyaltyCard.number == number)).first()
+        # Locked too: two accounts registering one card at once must not both get it.
+        by_number = select(LoyaltyCard).where(LoyaltyCard.number == number)
+        card = uow.session.scalars(uow.locked(by_number)).first()
         if card is not None and card.account_id == account.id:
             return CardRegistration(status="already_registered", card_last4=number[-4:], count=count)
         if card is not None and card.account_id is not None:

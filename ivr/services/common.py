@@ -137,6 +137,14 @@ def lock_subscriber(uow: UnitOfWork, subscriber_id: int) -> Subscriber:
     return sub
 
 
+def lock_subscriber_and_account(uow: UnitOfWork, subscriber_id: int) -> tuple[Subscriber, Account]:
+    """Lock the account, then the subscriber row (always in this order), both read fresh: for changes
+    to a number's plan, packages or options, which two calls for one number could otherwise both base on
+    a stale read (a lost update on PostgreSQL)."""
+    account = lock_account(uow, load_subscriber(uow, subscriber_id).account_id)
+    return lock_subscriber(uow, subscriber_id), account
+
+
 def may_change_own(sub: Subscriber) -> bool:
     """Changes to the subscriber's own number (plan, options, block)."""
     return sub.access_level in (MANAGE_OWN, MANAGE_ACCOUNT)

@@ -30,7 +30,7 @@ from ivr.services.common import (
     Origin,
     audit,
     load_subscriber,
-    lock_account,
+    lock_subscriber_and_account,
     may_change_own,
     menu_index,
     once,
@@ -188,7 +188,7 @@ def change_plan(
         raise ValueError(f"when must be now or next_period, not {when!r}")
 
     def run() -> PlanChange:
-        sub = load_subscriber(uow, subscriber_id)
+        sub, account = lock_subscriber_and_account(uow, subscriber_id)
         if not may_change_own(sub):
             return PlanChange(status="forbidden")
         plan: Plan | None = None
@@ -221,7 +221,6 @@ def change_plan(
                 effective=effective,
             )
             return PlanChange(status="ok", plan_name=plan.name, effective_date=effective, fee=money(0))
-        account = lock_account(uow, sub.account_id)
         recently = sub.plan_changed_at is not None and uow.now() - sub.plan_changed_at < SWITCH_FREE_AFTER
         fee = money(plan.monthly_fee + (SWITCH_FEE if recently else 0))
         if available(account) < fee:
@@ -261,16 +260,19 @@ def apply_pending_plans(uow: UnitOfWork, *, origin: Origin = NO_ORIGIN) -> int:
             Subscriber.pending_plan_id.is_not(None), Subscriber.pending_plan_date <= uow.today()
         )
     ).all()
-    for sub in due:
+    switched = 0
+    for candidate in due:
+        sub, account = lock_subscriber_and_account(uow, candidate.id)
         plan = sub.pending_plan
-        assert plan is not None
-        account = lock_account(uow, sub.account_id)
+        if plan is None or sub.pending_plan_date is None or sub.pending_plan_date > uow.today():
+            continue  # changed meanwhile
+        switched += 1
         charge(uow, account, plan.monthly_fee, f"Абонентская плата «{plan.name}»", sub.id)
         _switch(sub, plan, uow.now())
         audit(
             uow, origin, "tariff.pending_applied", account_id=account.id, subscriber_id=sub.id, plan=plan.code
         )
-    return len(due)
+    return switched
 
 
 # --- options -----------------------------------------------------------------------------------------
@@ -308,7 +310,7 @@ def set_option(
     key: str | None = None,
 ) -> OptionChange:
     def run() -> OptionChange:
-        sub = load_subscriber(uow, subscriber_id)
+        sub, account = lock_subscriber_and_account(uow, subscriber_id)
         if not may_change_own(sub):
             return OptionChange(status="forbidden")
         listed = _options(uow, sub)
@@ -330,7 +332,6 @@ def set_option(
             )
         ).first()
         if on:
-            account = lock_account(uow, sub.account_id)
             if price > 0 and available(account) < price:
                 return OptionChange(status="insufficient_funds", option_name=option.name, price=price)
             if price > 0:
@@ -385,7 +386,7 @@ def cancel_subscription(
     key: str | None = None,
 ) -> SubscriptionCancel:
     def run() -> SubscriptionCancel:
-        sub = load_subscriber(uow, subscriber_id)
+        sub, _account = lock_subscriber_and_account(uow, subscriber_id)
         if not may_change_own(sub):
             return SubscriptionCancel(status="forbidden")
         listed = _subscriptions(uow, sub)

@@ -102,3 +102,35 @@ def test_one_idempotency_key_from_many_threads_applies_once(uow_factory: UowFact
         assert sub is not None
         minutes = sub.minutes_left
     assert minutes == 300 + 100  # one package of 100 minutes added, not twenty
+
+
+def test_simultaneous_minute_redemptions_add_every_package(uow_factory: UowFactory) -> None:
+    sub_id, account_id = demo_ids(uow_factory, NATALIA)
+    count = 40
+    statuses = _all_at_once(count, lambda i: _redeem(uow_factory, sub_id, "min100", f"min:{i}"))
+    assert statuses == ["ok"] * count
+    with uow_factory() as uow:
+        sub = uow.session.get(Subscriber, sub_id)
+        assert sub is not None
+        minutes = sub.minutes_left
+    assert minutes == 300 + 100 * count  # no lost update of the package counter
+    assert _ledger(uow_factory, account_id)[0] == 25000 - 500 * count
+
+
+def test_simultaneous_plan_changes_charge_once_per_change(uow_factory: UowFactory) -> None:
+    from ivr.services import tariffs
+
+    sub_id, account_id = demo_ids(uow_factory, NATALIA)
+
+    def work(i: int) -> str:
+        with uow_factory(write=True) as uow:
+            result = tariffs.change_plan(uow, sub_id, plan_code="basic", when="now", key=f"plan:{i}")
+            uow.commit()
+        return result.status
+
+    statuses = _all_at_once(10, work)
+    assert sorted(statuses) == ["ok"] + ["same_plan"] * 9
+    with uow_factory() as uow:
+        account = uow.session.get(Account, account_id)
+        assert account is not None
+        assert str(account.balance) == "590.00"  # 890 - 300, charged once
