@@ -93,13 +93,15 @@ def _setup_sqlite(engine: Engine, *, file_backed: bool) -> None:
 class UnitOfWork:
     """One session, one transaction. Use as a context manager; `commit()` inside, or it rolls back."""
 
-    def __init__(self, engine: Engine, *, write: bool, clock: Clock) -> None:
+    def __init__(
+        self, engine: Engine, *, write: bool, clock: Clock, write_bind: Engine | None = None
+    ) -> None:
         self.dialect = engine.dialect.name
         self.write = write
         self._clock = clock
         bind = engine
         if self.dialect == "sqlite" and write:
-            bind = engine.execution_options(sqlite_begin="IMMEDIATE")
+            bind = write_bind or engine.execution_options(sqlite_begin="IMMEDIATE")
         self.session = Session(bind=bind, expire_on_commit=False, autoflush=True)
         self._done = False
 
@@ -114,9 +116,11 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if not self._done:
-            self.session.rollback()
-        self.session.close()
+        try:
+            if not self._done:
+                self.session.rollback()
+        finally:
+            self.session.close()
 
     def commit(self) -> None:
         self.session.commit()
@@ -147,9 +151,10 @@ class UowFactory:
     def __init__(self, engine: Engine, clock: Clock = utcnow) -> None:
         self.engine = engine
         self.clock = clock
+        self._write_bind = engine.execution_options(sqlite_begin="IMMEDIATE")
 
     def __call__(self, write: bool = False) -> UnitOfWork:
-        return UnitOfWork(self.engine, write=write, clock=self.clock)
+        return UnitOfWork(self.engine, write=write, clock=self.clock, write_bind=self._write_bind)
 
     def dispose(self) -> None:
         self.engine.dispose()
