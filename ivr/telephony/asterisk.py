@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -160,6 +161,9 @@ def render_config(
         text = (TEMPLATES / name).read_text(encoding="utf-8")
         for key, value in values.items():
             text = text.replace(f"@@{key}@@", value)
+        left = re.search(r"@@[A-Z_]+@@", text)
+        if left:
+            raise AsteriskError(f"{name}: no value for {left.group(0)}")
         target = paths.etc / ("ivr-agi" if name == "ivr-agi.sh" else name)
         secret = name in ("manager.conf", "pjsip.conf")
         target.write_text(text, encoding="utf-8")

@@ -8,12 +8,15 @@ import logging
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ivr.config import Settings
 from ivr.logs import setup_logging
 
 log = logging.getLogger(__name__)
+
+ACTION_WORKERS = 16
 
 
 def register(sub: Any) -> None:
@@ -73,6 +76,9 @@ async def _serve(settings: Settings, *, grace: float) -> int:
     from ivr.telephony.fastagi import CallHandler, FastAgiServer
 
     app = build_app(settings)
+    # Actions run in worker threads (asyncio.to_thread); the default pool (cores + 4) would queue them
+    # behind each other under load, and keys pressed while a call waits for its action are lost.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=ACTION_WORKERS))
     handler = CallHandler(
         app.session,
         app.voice,

@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session as DbSession
 
 from ivr.db.models import Subscriber
+from ivr.telephony.ami import CallWatcher
 from ivr.telephony.dialer import DialResult, dial
 from ivr.telephony.localline import LocalLine as LineStack
 
@@ -97,6 +98,51 @@ def test_other_long_forms_reach_the_operator_line(line_stack: LineStack, dialled
     assert_ended_normally(result)
     assert result.variables.get("IVR_DID") == "79221110505"
     assert "balance.report:ok" in actions_of(result)
+
+
+ROUTES = {  # dialled -> (line, did, trust, roaming)
+    "0505": ("operator", "0505", "yes", "no"),
+    "0500": ("operator", "0500", "yes", "no"),
+    "+79221110505": ("operator", "79221110505", "yes", "yes"),
+    "+79261110500": ("operator", "79261110500", "yes", "yes"),
+    "79261110500": ("operator", "79261110500", "yes", "yes"),
+    "89261110500": ("operator", "79261110500", "yes", "yes"),
+    "88005500500": ("operator", "88005500500", "no", "no"),
+    "+78005500500": ("operator", "88005500500", "no", "no"),
+    "78005500500": ("operator", "88005500500", "no", "no"),
+    "88005553609": ("loyalty", "88005553609", "no", "no"),
+    "+78005553609": ("loyalty", "88005553609", "no", "no"),
+    "78005553609": ("loyalty", "88005553609", "no", "no"),
+}
+
+
+def test_every_service_number_routes_with_its_flags(line_stack: LineStack) -> None:
+    async def all_calls() -> list[DialResult]:
+        watcher = CallWatcher(line_stack.settings)
+        await watcher.connect()
+        try:
+            return list(
+                await asyncio.gather(
+                    *(
+                        dial(line_stack.settings, n, caller=IVAN, first_wait=1.0, wait=1.0, watcher=watcher)
+                        for n in ROUTES
+                    )
+                )
+            )
+        finally:
+            await watcher.close()
+
+    for dialled, result in zip(ROUTES, asyncio.run(all_calls()), strict=True):
+        assert result.sipp_exit == 0, result.describe()
+        seen = tuple(result.variables.get(v) for v in ("IVR_LINE", "IVR_DID", "IVR_TRUST", "IVR_ROAMING"))
+        assert seen == ROUTES[dialled], dialled
+        assert result.record is not None
+        log = line_stack.log_for(result.record.uniqueid)
+        line, did, trust, roaming = ROUTES[dialled]
+        # The server got the same facts in the AGI request (and handed them to the engine).
+        assert any(f"agi request line={line} did={did} trust={trust} roaming={roaming}" in x for x in log), (
+            log
+        )
 
 
 def test_loyalty_member_hears_points(line_stack: LineStack) -> None:

@@ -1,0 +1,80 @@
+"""Rendering the project's Asterisk configuration (no Asterisk needed): loopback only, secrets from
+settings and never world-readable, no template marks left, every service number in the dialplan."""
+
+from __future__ import annotations
+
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from ivr.config import PROJECT_ROOT, Settings
+from ivr.telephony.asterisk import render_config
+
+
+@pytest.fixture
+def rendered(tmp_path: Path) -> Path:
+    settings = Settings(
+        home=PROJECT_ROOT,
+        var_dir=tmp_path / "var",
+        ami_secret="s3cret-for-test",
+        sip_port=15060,
+        ami_port=15038,
+    )
+    return render_config(settings, softphone_callerid="79161110003", rtp_start=32000).etc
+
+
+def test_no_template_marks_left(rendered: Path) -> None:
+    for path in rendered.iterdir():
+        assert "@@" not in path.read_text(), path.name
+
+
+def test_everything_binds_to_loopback(rendered: Path) -> None:
+    pjsip = (rendered / "pjsip.conf").read_text()
+    assert "bind = 127.0.0.1:15060" in pjsip
+    manager = (rendered / "manager.conf").read_text()
+    assert "bindaddr = 127.0.0.1" in manager and "port = 15038" in manager
+    assert "permit = 127.0.0.1/255.255.255.255" in manager
+    assert "agi://127.0.0.1:" in (rendered / "extensions.conf").read_text()
+    assert "rtpstart = 32000" in (rendered / "rtp.conf").read_text()
+
+
+def test_secrets_come_from_settings_and_are_private(rendered: Path) -> None:
+    assert "secret = s3cret-for-test" in (rendered / "manager.conf").read_text()
+    for name in ("manager.conf", "pjsip.conf"):
+        mode = (rendered / name).stat().st_mode
+        assert not mode & (stat.S_IRWXG | stat.S_IRWXO), name
+    assert "<79161110003>" in (rendered / "pjsip.conf").read_text()
+
+
+def test_directories_point_at_var_and_the_installed_tree(rendered: Path, tmp_path: Path) -> None:
+    conf = (rendered / "asterisk.conf").read_text()
+    dirs = dict(re.findall(r"^(ast\w+dir) => (.+)$", conf, re.M))
+    assert dirs["astetcdir"] == str(rendered)
+    for key in ("astrundir", "astlogdir", "astspooldir", "astdbdir"):
+        assert dirs[key].startswith(str(tmp_path / "var" / "asterisk")), key
+    assert dirs["astmoddir"].endswith("/usr/lib/x86_64-linux-gnu/asterisk/modules")
+    assert "[directories](!)" not in conf  # a template section would be ignored
+
+
+def test_modules_are_listed_not_autoloaded(rendered: Path) -> None:
+    modules = (rendered / "modules.conf").read_text()
+    assert "autoload = no" in modules
+    for needed in ("chan_pjsip.so", "res_pjsip_pubsub.so", "res_agi.so", "app_userevent.so", "func_env.so"):
+        assert f"load = {needed}" in modules
+
+
+DIALPLAN = (PROJECT_ROOT / "dialplans" / "ivr.conf").read_text()
+
+
+@pytest.mark.parametrize(
+    "dialled",
+    [
+        "0505", "0500", "+79221110505", "79221110505", "89221110505", "+79261110500", "79261110500",
+        "89261110500", "88005500500", "+78005500500", "78005500500", "88005553609", "+78005553609",
+        "78005553609",
+    ],
+)  # fmt: skip
+def test_every_dialled_form_has_an_extension(dialled: str) -> None:
+    assert re.search(rf"^exten => {re.escape(dialled)},1,", DIALPLAN, re.M), dialled
