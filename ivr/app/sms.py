@@ -82,3 +82,47 @@ def deliver_pending(uow_factory: UowFactory, sender: SmsSender, limit: int = 100
             sent += 1
         uow.commit()
     return sent
+
+
+class SmsPump:
+    """Delivers the outbox in a background thread: at once after `kick()` (call it after an action that
+    may have queued an SMS) and every `interval` seconds anyway. `stop()` delivers what is left and
+    joins. One per process, beside the uow factory:
+
+        pump = SmsPump(uow_factory, sender_from_settings(settings)); pump.start()
+        ... result = invoke(...); if info.changes_state: pump.kick()
+        pump.stop()
+    """
+
+    def __init__(self, uow_factory: UowFactory, sender: SmsSender, interval: float = 30.0) -> None:
+        self.uow_factory = uow_factory
+        self.sender = sender
+        self.interval = interval
+        self.sent = 0
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="sms-pump", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            self._deliver()
+        self._deliver()  # whatever was queued while the last run was going
+
+    def _deliver(self) -> None:
+        try:
+            self.sent += deliver_pending(self.uow_factory, self.sender)
+        except Exception:
+            log.exception("sms delivery run failed")

@@ -73,3 +73,17 @@ def test_sender_from_settings(tmp_path: Path) -> None:
     assert isinstance(file_sender, FileSender)
     assert file_sender.path == tmp_path / "var" / "sms" / "outbox.log"
     assert isinstance(sender_from_settings(Settings(home=tmp_path, sms_sender="log")), LogSender)
+
+
+def test_pump_delivers_after_a_kick_and_on_stop(uow_factory: UowFactory, tmp_path: Path) -> None:
+    from ivr.app.sms import SmsPump
+
+    path = tmp_path / "outbox.log"
+    pump = SmsPump(uow_factory, FileSender(path), interval=3600)
+    pump.start()
+    run_op(uow_factory, password.reset_password, demo_ids(uow_factory, IVAN)[0])
+    pump.kick()
+    run_op(uow_factory, bonus.redeem, demo_ids(uow_factory, ANNA)[0], reward_code="coffee")
+    pump.stop()  # delivers whatever is still queued, then joins
+    assert pump.sent == 2
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 2
