@@ -1,0 +1,105 @@
+"""AgiChannel's collection rules over a scripted AGI transport: typed-ahead keys, terminator, escape
+keys, maximum length, timeouts, barge-in, and secrets kept out of the log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+from fake_asterisk import CallScript
+
+from ivr.engine.commands import Collect, PromptRef
+from ivr.engine.events import Digits, NoInput
+from ivr.telephony.agi import AgiResponse, parse_response
+from ivr.telephony.agi_channel import AgiChannel
+from ivr.telephony.channel import ChannelHungUp
+
+
+class ScriptTransport:
+    def __init__(self, script: CallScript) -> None:
+        self.script = script
+
+    async def command(self, text: str, *, timeout: float) -> AgiResponse:
+        return parse_response(self.script.answer(text))
+
+    async def close(self) -> None:
+        return None
+
+
+class Voice:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def files(self, line: str, lang: str, ref: PromptRef) -> list[Path]:
+        path = self.folder / lang / line / f"{ref.key}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+        return [path, self.folder / "missing.wav"]  # a missing file is skipped, never streamed
+
+
+def collect(tmp_path: Path, script: CallScript, command: Collect, typed_ahead: str = "") -> object:
+    channel = AgiChannel(ScriptTransport(script), Voice(tmp_path), "operator", "ru")
+    return asyncio.run(channel.collect(command, typed_ahead))
+
+
+MENU = Collect((PromptRef("main_menu"),), max_digits=1)
+PIN = Collect((PromptRef("ask_pin"),), max_digits=6, min_digits=4, secret=True)
+
+
+def test_key_during_the_prompt_answers_a_menu(tmp_path: Path) -> None:
+    script = CallScript(barge={"main_menu": "1"})
+    assert collect(tmp_path, script, MENU) == Digits("1")
+    assert not any(c.startswith("WAIT FOR DIGIT") for c in script.commands)
+    assert script.streamed == [str(tmp_path / "ru" / "operator" / "main_menu")]  # no extension, no missing
+
+
+def test_silence_is_no_input(tmp_path: Path) -> None:
+    script = CallScript()
+    assert collect(tmp_path, script, MENU) == NoInput()
+    assert "WAIT FOR DIGIT 5000" in script.commands
+
+
+def test_pin_until_terminator_is_stripped(tmp_path: Path) -> None:
+    script = CallScript(keys=list("234#"), barge={"ask_pin": "1"})
+    assert collect(tmp_path, script, PIN) == Digits("1234")
+    assert "WAIT FOR DIGIT 3000" in script.commands  # inter-digit timeout after the first key
+
+
+def test_input_stops_at_max_digits(tmp_path: Path) -> None:
+    script = CallScript(keys=list("23456789"))
+    assert collect(tmp_path, script, PIN, typed_ahead="1") == Digits("123456")
+    assert script.keys == list("789")
+
+
+def test_inter_digit_timeout_ends_input(tmp_path: Path) -> None:
+    script = CallScript(keys=list("12"))
+    assert collect(tmp_path, script, PIN) == Digits("12")  # too short: the engine decides it is no match
+
+
+def test_escape_key_first_ends_at_once(tmp_path: Path) -> None:
+    number = Collect((PromptRef("ask_number"),), max_digits=11, escape_keys="0*")
+    assert collect(tmp_path, CallScript(keys=list("555")), number, typed_ahead="*") == Digits("*")
+    assert collect(tmp_path, CallScript(keys=["*"]), number, typed_ahead="790") == Digits("790*")
+
+
+def test_typed_ahead_keys_skip_the_prompt(tmp_path: Path) -> None:
+    script = CallScript(keys=["#"])
+    assert collect(tmp_path, script, PIN, typed_ahead="98") == Digits("98")
+    assert script.streamed == []
+
+
+def test_hangup_while_waiting(tmp_path: Path) -> None:
+    class HangsUp(CallScript):
+        def answer(self, command: str) -> str:
+            return "200 result=-1" if command.startswith("WAIT FOR DIGIT") else super().answer(command)
+
+    with pytest.raises(ChannelHungUp):
+        collect(tmp_path, HangsUp(), MENU)
+
+
+def test_secret_digits_never_reach_the_log(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    collect(tmp_path, CallScript(keys=list("9731#")), PIN)
+    assert "9731" not in caplog.text
