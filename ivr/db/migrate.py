@@ -25,12 +25,19 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+def _quiet_alembic() -> None:
+    # Alembic announces each of its plugins at INFO on every run: noise in the line's log.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
 def upgrade(url: str, revision: str = "head") -> None:
+    _quiet_alembic()
     log.info("migrating database up to %s", revision)
     command.upgrade(alembic_config(url), revision)
 
 
 def downgrade(url: str, revision: str = "base") -> None:
+    _quiet_alembic()
     log.info("migrating database down to %s", revision)
     command.downgrade(alembic_config(url), revision)
 

@@ -483,14 +483,24 @@ def seed(uow: UnitOfWork) -> int:
 
 def init_demo(url: str) -> int:
     """Create or migrate the schema, then seed the demo data (idempotent). Returns accounts created."""
+    from sqlalchemy.exc import IntegrityError
+
     from ivr.db.migrate import upgrade
 
     upgrade(url)
     factory = make_uow_factory(url)
     try:
-        with factory(write=True) as uow:
-            created = seed(uow)
-            uow.commit()
-        return created
+        for attempt in (1, 2):
+            try:
+                with factory(write=True) as uow:
+                    created = seed(uow)
+                    uow.commit()
+                return created
+            except IntegrityError:
+                # Another process (server and simulator starting together) seeded the same rows first;
+                # the second pass finds them and adds only what is still missing.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
     finally:
         factory.dispose()

@@ -116,6 +116,35 @@ def test_operator_call_through_invoke(uow_factory: UowFactory) -> None:
     assert call("payment.promise").status == "not_eligible"
     assert call("credit.trust_enable").status == "ok"
     assert call("bonus.enrol").status == "already_enrolled"
+    assert _audited(uow_factory) >= {
+        "auth.pin_ok",
+        "tariff.change",
+        "options.set",
+        "subscriptions.cancel",
+        "number.block",
+        "number.unblock",
+        "bonus.redeem",
+        "bonus.transfer",
+        "password.reset",
+        "credit.trust_enable",
+    }
+
+
+def _audited(factory: UowFactory) -> set[str]:
+    """Actions audited for call-42; every record carries the call id and the line, and parses."""
+    import json
+
+    from sqlalchemy import select
+
+    from ivr.db.models import AuditRecord
+
+    with factory() as uow:
+        records = [(r.action, r.call_id, r.line, r.detail) for r in uow.session.scalars(select(AuditRecord))]
+    ours = [r for r in records if r[1] == "call-42"]
+    assert all(line in ("operator", "loyalty") for _, _, line, _ in ours)
+    for _, _, _, detail in ours:
+        json.loads(detail)
+    return {action for action, _, _, _ in ours}
 
 
 def test_identify_from_an_untrusted_caller_id_is_not_authenticated(uow_factory: UowFactory) -> None:
@@ -161,6 +190,13 @@ def test_loyalty_call_through_invoke(uow_factory: UowFactory) -> None:
     assert reissue.status == "ok" and len(reissue.values["new_card_last4"]) == 4
     assert call("bonus.catalogue").values["rewards"][0]["name"] == "Кофе в подарок"
     assert call("bonus.redeem", reward_key="1").values["points_left"] == 3100
+    assert _audited(uow_factory) >= {
+        "card.block",
+        "card.unblock",
+        "card.register",
+        "card.reissue",
+        "bonus.redeem",
+    }
 
 
 def test_forbidden_maps_onto_contract_statuses(uow_factory: UowFactory) -> None:
