@@ -43,6 +43,10 @@ def utcnow() -> dt.datetime:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the project's SQLite setup (WAL, foreign keys, busy timeout, explicit BEGIN)."""
     parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        # The project ships psycopg 3; SQLAlchemy's default PostgreSQL driver would be psycopg2.
+        parsed = parsed.set(drivername="postgresql+psycopg")
+        url = parsed.render_as_string(hide_password=False)
     # Statement parameters may hold card numbers or hashes: keep them out of exception messages (logs).
     kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":

@@ -61,3 +61,14 @@ def test_sqlite_write_unit_takes_the_write_lock_at_begin(tmp_path: Path) -> None
     finally:
         waiting.dispose()
         holder.dispose()
+
+
+def test_plain_postgresql_urls_use_psycopg3() -> None:
+    from ivr.db.session import make_engine
+
+    engine = make_engine("postgresql://ivr:s3cret@127.0.0.1:1/ivr")
+    try:
+        assert engine.dialect.driver == "psycopg"
+        assert engine.url.password == "s3cret"
+    finally:
+        engine.dispose()
