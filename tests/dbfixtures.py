@@ -6,7 +6,7 @@ Use from a conftest.py (tests/ is not a package, so put it on the path first):
     import sys
     from pathlib import Path
 from typing import TypeVar
-    sys.path.insert(0, str(Path(__file__).resolve().parents[N]))   # N: up to tests/
+    sys.path.append(str(Path(__file__).resolve().parents[N]))   # N: up to tests/
     from dbfixtures import *  # noqa: F403  (db_kind, db_url, clock, uow_factory, empty_db_url, ...)
 
 Fixtures:

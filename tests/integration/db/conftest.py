@@ -3,6 +3,6 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/, for dbfixtures
+sys.path.append(str(Path(__file__).resolve().parents[2]))  # tests/, for dbfixtures
 
 from dbfixtures import *  # noqa: F403
