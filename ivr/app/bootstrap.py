@@ -37,6 +37,7 @@ class LineApp:
     voice: PromptVoice
     invoker_for: Any = None  # (call: CallStarted) -> ActionInvoker; tests may replace it
     _uow_factory: Any = field(default=None, repr=False)
+    _sms_pump: Any = field(default=None, repr=False)
 
     def reload(self) -> None:
         """SIGHUP: re-read trees and texts. Calls in progress keep the tree they started with."""
@@ -73,11 +74,8 @@ class LineApp:
     def _action_invoker(self, call: CallStarted) -> ActionInvoker:
         from ivr.app import actions  # imported late: it pulls in the database layer
 
-        if self._uow_factory is None:
-            from ivr.db.session import make_uow_factory
-
-            self._uow_factory = make_uow_factory(self.settings.db_url)
-        uow_factory = self._uow_factory
+        uow_factory = self._database()
+        changes_state = {name for name, info in actions.catalog().items() if info.changes_state}
 
         async def invoke(command: InvokeAction, variables: Mapping[str, Any]) -> ActionResult:
             ctx = actions.ActionContext(
@@ -89,13 +87,31 @@ class LineApp:
                 idempotency_key=command.idempotency_key or f"{call.call_id}:{command.name}",
             )
             result = await asyncio.to_thread(actions.invoke, command.name, dict(command.args), ctx)
+            if command.name in changes_state and self._sms_pump is not None:
+                self._sms_pump.kick()  # the action may have queued an SMS (password, voucher, card)
             return ActionResult(status=result.status, values=dict(result.values or {}))
 
         return invoke
 
+    def _database(self) -> Any:
+        """The unit-of-work factory (one per process) and the SMS outbox pump beside it, made on first use."""
+        if self._uow_factory is None:
+            from ivr.app.sms import SmsPump, sender_from_settings
+            from ivr.db.session import make_uow_factory
+
+            self._uow_factory = make_uow_factory(self.settings.db_url)
+            self._sms_pump = SmsPump(self._uow_factory, sender_from_settings(self.settings))
+            self._sms_pump.start()
+        return self._uow_factory
+
     def close(self) -> None:
+        """At shutdown: deliver the SMS still queued, then release the database."""
+        if self._sms_pump is not None:
+            self._sms_pump.stop()
+            self._sms_pump = None
         if self._uow_factory is not None:
             self._uow_factory.dispose()
+            self._uow_factory = None
 
 
 def build_app(settings: Settings) -> LineApp:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session as DbSession
 
-from ivr.db.models import Subscriber
+from ivr.db.models import PasswordReset, SmsOutbox, Subscriber
 from ivr.telephony.ami import CallWatcher
 from ivr.telephony.dialer import DialResult, dial
 from ivr.telephony.localline import LocalLine as LineStack
@@ -169,6 +169,31 @@ def test_landline_caller_keys_number_and_pin(line_stack: LineStack) -> None:
     log = "\n".join(line_stack.log_for(result.record.uniqueid))
     assert "4 digits (secret)" in log, log
     assert "'1234'" not in log and "pin=1234" not in log, "the PIN leaked into the log"
+
+
+def test_password_reset_is_confirmed_applied_and_texted(line_stack: LineStack) -> None:
+    # Main menu 4 = web password; the confirm step asks "yes: 1, no: 2".
+    result = call(line_stack, "0505", IVAN, "4,1", wait=4.0)
+    assert_ended_normally(result)
+    assert "password.reset:ok" in actions_of(result)
+    engine = create_engine(line_stack.settings.db_url)
+    try:
+        with DbSession(engine) as db:
+            sub_id = int(subscriber_id(line_stack, IVAN))
+            assert db.scalars(select(PasswordReset).where(PasswordReset.subscriber_id == sub_id)).all()
+            queued = db.scalars(select(SmsOutbox).where(SmsOutbox.msisdn == IVAN)).all()
+            assert queued, "the new password was not queued as an SMS"
+        # The server's SMS pump delivers it (file sender: var/sms/outbox.log); wait for it, bounded.
+        outbox = line_stack.var / "sms" / "outbox.log"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (outbox.exists() and IVAN in outbox.read_text()):
+            time.sleep(0.2)
+        assert outbox.exists() and f'"to": "{IVAN}"' in outbox.read_text()
+    finally:
+        engine.dispose()
+    assert result.record is not None
+    log = "\n".join(line_stack.log_for(result.record.uniqueid))
+    assert "action password.reset status=ok" in log
 
 
 def test_stdio_agi_route_runs_the_same_call(line_stack: LineStack) -> None:
