@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -191,6 +192,11 @@ def pg_cluster(request: pytest.FixtureRequest) -> PgCluster:
         if bin_dir is None:
             pytest.skip("PostgreSQL binaries not found (apt-get install postgresql, or set PG_BIN)")
         as_user = "postgres" if os.geteuid() == 0 else None
+        if as_user is not None:
+            try:
+                pwd.getpwnam(as_user)
+            except KeyError:
+                pytest.skip("running as root and there is no postgres user to run the server as")
         root = Path(tempfile.mkdtemp(prefix="ivr-pg-"))
         cluster = PgCluster(bin_dir=bin_dir, root=root, port=_free_port(), as_user=as_user)
         try:
