@@ -16,7 +16,6 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -28,6 +27,7 @@ from sqlalchemy import select
 
 from ivr.db.models import Account, AuditRecord, IdempotencyRecord, SmsOutbox, Subscriber
 from ivr.db.session import UnitOfWork
+from ivr.services import callerid
 
 log = logging.getLogger(__name__)
 
@@ -91,18 +91,9 @@ def verify_secret(stored_hash: str | None, secret: str) -> bool:
 
 
 def normalize_msisdn(raw: str | None) -> str | None:
-    """A Russian mobile number as 11 digits starting with 7, from what a caller typed or a caller ID gave:
-    "+7 916 123-45-67", "89161234567", "9161234567". None when it cannot be one."""
-    if raw is None:
-        return None
-    digits = re.sub(r"\D", "", str(raw))
-    if len(digits) == 10 and digits.startswith("9"):
-        digits = "7" + digits
-    elif len(digits) == 11 and digits[0] in "78":
-        digits = "7" + digits[1:]
-    else:
-        return None
-    return digits
+    """A Russian number as 11 digits starting with 7, or None (see `ivr.services.callerid`, the one
+    implementation of number normalisation)."""
+    return callerid.normalize_msisdn(raw)
 
 
 # --- loaders and access ------------------------------------------------------------------------------
