@@ -30,7 +30,7 @@ from ivr.db.session import UnitOfWork
 from ivr.engine.actions import ActionInfo
 from ivr.engine.events import ActionResult
 from ivr.logs import call_id_var
-from ivr.services import auth, balance, blocking, bonus, cards, password, tariffs
+from ivr.services import auth, balance, blocking, bonus, cards, otp, password, tariffs
 from ivr.services.common import Origin
 
 log = logging.getLogger(__name__)
@@ -136,19 +136,24 @@ def _identify(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> O
     trusted = from_caller_id and bool(ctx.vars.get("caller_id_trusted"))
     values = _values(found, "subscriber_id", "account_id", "access_level", "msisdn", "pin_set")
     values["authenticated"] = trusted
+    if trusted:
+        values["auth_method"] = "caller_id"
     return "found", values
 
 
 def _verify_pin(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     number = _arg(args, "number") or ctx.vars.get("msisdn") or ctx.vars.get("caller_id")
     pin = str(_arg(args, "pin") or "")
-    checked = auth.verify_pin(uow, None if number is None else str(number), pin, origin=_origin(ctx))
+    checked = auth.verify_pin(
+        uow, None if number is None else str(number), pin, origin=_origin(ctx), caller=_caller(ctx)
+    )
     if checked.status == "ok":
         return "ok", {
             "subscriber_id": checked.subscriber_id,
             "account_id": checked.account_id,
             "access_level": checked.access_level,
             "authenticated": True,
+            "auth_method": "pin",
             "attempts_left": checked.attempts_left,
         }
     values: dict[str, Any] = {"attempts_left": checked.attempts_left}
@@ -159,6 +164,69 @@ def _verify_pin(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) ->
         seconds = (checked.locked_until - uow.now()).total_seconds()
         values["locked_minutes"] = max(1, int(-(-seconds // 60)))
     return checked.status, values
+
+
+def _caller(ctx: ActionContext) -> str:
+    """The caller's throttling bucket, set by the server from the caller ID (ivr.app.lines)."""
+    return str(ctx.vars.get("caller_bucket") or auth.NO_CALLER)
+
+
+def _otp_purpose(args: Mapping[str, Any]) -> str:
+    return str(_arg(args, "purpose") or "step_up")
+
+
+def _otp_send(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    if ctx.vars.get("subscriber_id") in (None, ""):
+        return "no_phone", {}  # e.g. a loyalty card with no phone on its account
+    r = otp.send_code(
+        uow,
+        _subscriber(ctx),
+        _otp_purpose(args),
+        call_id=ctx.call_id,
+        language=ctx.language,
+        origin=_origin(ctx),
+    )
+    return r.status, _values(r, "sms_to", "valid_minutes")
+
+
+def _otp_verify(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    purpose = _otp_purpose(args)
+    r = otp.verify_code(
+        uow,
+        _subscriber(ctx),
+        purpose,
+        _arg(args, "code"),
+        call_id=ctx.call_id,
+        caller=_caller(ctx),
+        origin=_origin(ctx),
+    )
+    values: dict[str, Any] = {"attempts_left": r.attempts_left}
+    if r.status == "ok":
+        if purpose == "step_up":
+            values["otp_verified"] = True
+        else:
+            values["pin_unlocked"] = True
+    return r.status, values
+
+
+def _strongly_authenticated(ctx: ActionContext) -> bool:
+    """Current PIN given in this call, or a one-time code confirmed in this call."""
+    return ctx.vars.get("auth_method") == "pin" or bool(ctx.vars.get("otp_verified"))
+
+
+def _pin_change(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    subscriber_id = _subscriber(ctx)
+    if not ctx.vars.get("authenticated") or not _strongly_authenticated(ctx):
+        log.warning("pin.change refused: the caller is not strongly authenticated in this call")
+        return "not_allowed", {}
+    r = auth.change_pin(
+        uow,
+        subscriber_id,
+        str(_arg(args, "pin") or ""),
+        str(_arg(args, "pin_repeat") or ""),
+        origin=_origin(ctx),
+    )
+    return r.status, {}
 
 
 def _balance_report(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
@@ -382,10 +450,14 @@ def _card_reissue(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) 
 
 # The values each action may set (ActionInfo.values, for the validator's placeholder check).
 _VALUES = {
-    "subscriber.identify": "subscriber_id account_id access_level msisdn pin_set authenticated",
+    "subscriber.identify": "subscriber_id account_id access_level msisdn pin_set authenticated auth_method",
     "subscriber.verify_pin": (
-        "subscriber_id account_id access_level authenticated attempts_left locked_until locked_minutes"
+        "subscriber_id account_id access_level authenticated auth_method attempts_left locked_until"
+        " locked_minutes"
     ),
+    "otp.send": "sms_to valid_minutes",
+    "otp.verify": "otp_verified pin_unlocked attempts_left",
+    "pin.change": "",
     "balance.report": (
         "balance credit_limit available minutes_left sms_left data_mb_left bonus_points promised_amount"
         " promised_until charges payments charges_count payments_count"
@@ -442,9 +514,24 @@ REGISTRY: dict[str, Action] = dict(
         _action(
             "subscriber.verify_pin",
             _verify_pin,
-            "ok wrong locked unknown no_pin",
+            "ok wrong locked unknown no_pin throttled",
             args="number pin",
             writes=True,
+        ),
+        _action("otp.send", _otp_send, "ok throttled no_phone", args="purpose", writes=True),
+        _action(
+            "otp.verify",
+            _otp_verify,
+            "ok wrong expired exhausted throttled",
+            args="code purpose",
+            writes=True,
+        ),
+        _action(
+            "pin.change",
+            _pin_change,
+            "ok mismatch weak invalid not_allowed",
+            changes=True,
+            args="pin pin_repeat",
         ),
         _action("balance.report", _balance_report, "ok"),
         _action("payment.promise", _promise, "ok not_eligible already_active", changes=True),
@@ -517,6 +604,22 @@ REGISTRY: dict[str, Action] = dict(
 )
 
 
+# Risky actions: when the call needs step-up (`step_up_required`, set by the server from the line's
+# policy and the caller ID's trust, ivr.app.lines), they run only after `otp.verify` succeeded in this
+# call. The tree's `step_up` sub-flow asks for the code; this is the server's own check behind it.
+STEP_UP_ACTIONS = frozenset(
+    {"password.reset", "tariff.change", "number.unblock", "bonus.transfer", "card.unblock"}
+)
+
+
+def step_up_missing(name: str, ctx: ActionContext) -> bool:
+    return (
+        name in STEP_UP_ACTIONS
+        and bool(ctx.vars.get("step_up_required"))
+        and not ctx.vars.get("otp_verified")
+    )
+
+
 def catalog() -> dict[str, ActionInfo]:
     """What the tree validator needs: every action's statuses (without "error"), args, changes_state."""
     return {name: action.info for name, action in REGISTRY.items()}
@@ -530,6 +633,11 @@ def invoke(name: str, args: Mapping[str, Any], ctx: ActionContext) -> ActionResu
         if action is None:
             log.error("unknown action %s", name)
             return ActionResult(status="error")
+        if step_up_missing(name, ctx):
+            log.warning(
+                "action %s refused: step-up required and no one-time code confirmed in this call", name
+            )
+            return ActionResult(status="error", values={"reason": "step_up_required"})
         for attempt in (1, 2):
             try:
                 return _run_once(action, args, ctx)

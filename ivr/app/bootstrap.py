@@ -38,6 +38,9 @@ class LineApp:
     invoker_for: Any = None  # (call: CallStarted) -> ActionInvoker; tests may replace it
     _uow_factory: Any = field(default=None, repr=False)
     _sms_pump: Any = field(default=None, repr=False)
+    # The service-number table (prompts/numbers/service_numbers.yaml, ivr.app.lines): loaded at start
+    # and on reload.
+    service_numbers: Any = None
 
     def reload(self) -> None:
         """SIGHUP: re-read trees and texts. Calls in progress keep the tree they started with."""
@@ -48,12 +51,28 @@ class LineApp:
                 line,
                 len(errors),
             )
+        self._load_service_numbers(keep_old=True)
         reload_voice = getattr(self.voice, "reload", None)
         if callable(reload_voice):
             reload_voice()
         log.info("reloaded trees (%s) and prompt texts", ",".join(self.trees.lines()) or "none")
 
+    def _load_service_numbers(self, *, keep_old: bool = False) -> Any:
+        from ivr.app.lines import LinesFileError, load_service_numbers
+
+        try:
+            self.service_numbers = load_service_numbers(self.settings.prompts)
+        except LinesFileError as exc:
+            if not keep_old or self.service_numbers is None:
+                raise
+            log.error("reload: %s; the previous service-number table stays", exc)
+        return self.service_numbers
+
     def session(self, call: CallStarted, channel: CallChannel) -> Session:
+        # The server's own table decides the line, the caller ID's trust and roaming (never the dialplan
+        # alone); a number not in it raises UnknownServiceNumber (a LookupError: failure path).
+        numbers = self.service_numbers or self._load_service_numbers()
+        call = numbers.resolve(call)
         try:
             tree = self.trees.get(call.line)
         except KeyError as exc:
@@ -104,6 +123,22 @@ class LineApp:
             self._sms_pump.start()
         return self._uow_factory
 
+    def last_sms_code(self) -> str | None:
+        """The one-time code in the newest one-time-code SMS (simulator and scenarios only: it plays the
+        caller's phone reading its messages)."""
+        import re
+
+        from sqlalchemy import select
+
+        from ivr.db.models import SmsOutbox
+
+        with self._database()(write=False) as uow:
+            text = uow.session.scalars(
+                select(SmsOutbox.text).where(SmsOutbox.kind == "otp").order_by(SmsOutbox.id.desc())
+            ).first()
+        match = re.search(r"\b\d{6}\b", text or "")
+        return match.group(0) if match else None
+
     def close(self) -> None:
         """At shutdown: deliver the SMS still queued, then release the database."""
         if self._sms_pump is not None:
@@ -132,4 +167,6 @@ def build_app(settings: Settings) -> LineApp:
         raise RuntimeError(f"no valid tree under {settings.prompts}")
     voice = PromptVoice(settings)
     log.info("lines ready: %s", ", ".join(trees.lines()))
-    return LineApp(settings=settings, trees=trees, voice=voice)
+    app = LineApp(settings=settings, trees=trees, voice=voice)
+    app._load_service_numbers()  # a broken service-number table stops the start, like a broken tree
+    return app

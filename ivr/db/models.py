@@ -311,3 +311,33 @@ class IdempotencyRecord(Base):
     operation: Mapped[str] = mapped_column(String(64))
     result: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class OneTimeCode(Base):
+    """A one-time code sent by SMS (step-up before a risky action, PIN unlock, PIN change). Only its hash
+    is kept; it expires, allows a few attempts and is used once (`used_at`)."""
+
+    __tablename__ = "one_time_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # step_up | unlock
+    call_id: Mapped[str] = mapped_column(String(64), default="")
+    code_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class AuthFailure(Base):
+    """One failed secret (PIN or one-time code) check, for throttling distributed guessing: counted per
+    caller (caller ID, or one bucket for withheld) and per target number over a sliding hour."""
+
+    __tablename__ = "auth_failure"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    caller: Mapped[str] = mapped_column(String(20), index=True)
+    target: Mapped[str] = mapped_column(String(11), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # pin | otp

@@ -21,6 +21,13 @@ RESERVED_VARS = frozenset(
         "caller_id_trusted",
         "roaming",
         "card_id",
+        # caller identification (docs/security.md): how the caller proved who they are, the step-up
+        # state, the throttling bucket of the caller ID
+        "auth_method",
+        "otp_verified",
+        "pin_unlocked",
+        "step_up_required",
+        "caller_bucket",
     }
 )
 # Variables every call has from its start.

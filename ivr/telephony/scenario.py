@@ -17,6 +17,7 @@ steps:
   - not_hear: short_number_tip     # not heard since the last input
   - say: "списания"                # speech (simulator only: sipp cannot speak)
   - silence: true                  # no input until the timeout
+  - press: "{sms_code}"            # the one-time code from the newest SMS the line sent (simulator)
 result: transfer                   # transfer | hangup | caller_hangup (inputs ran out)
 queue: operators                   # optional, with result transfer
 ```
@@ -44,6 +45,7 @@ from ivr.telephony.channel import ChannelHungUp
 
 log = logging.getLogger(__name__)
 
+SMS_CODE = "{sms_code}"
 DEFAULT_DID = {"operator": "0505", "loyalty": "88005553609"}
 INPUT_KINDS = ("press", "say", "silence")
 EXPECT_KINDS = ("hear", "not_hear", "action")
@@ -178,8 +180,15 @@ class ScenarioChannel:
     """A CallChannel whose caller follows a scenario. `describe` turns a prompt into text for the
     transcript (PromptVoice.text when available)."""
 
-    def __init__(self, scenario: Scenario, describe: Callable[[str, PromptRef], str]) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        describe: Callable[[str, PromptRef], str],
+        sms_code: Callable[[], str | None] | None = None,
+    ) -> None:
         self.scenario = scenario
+        # Reads the one-time code the caller's phone would have received (the app's SMS outbox).
+        self.sms_code = sms_code
         self.language = scenario.language
         self.describe = describe
         self.transcript = Transcript()
@@ -211,9 +220,13 @@ class ScenarioChannel:
                 continue
             self.transcript.heard, self.transcript.actions = [], []
             if step.kind == "press":
-                shown = "*" * len(step.value) if command.secret else step.value
+                value = step.value
+                if SMS_CODE in value:
+                    code = self.sms_code() if self.sms_code is not None else None
+                    value = value.replace(SMS_CODE, code or "")
+                shown = "*" * len(value) if command.secret else value
                 self.transcript.lines.append(f"  > press {shown}")
-                return Digits(step.value.rstrip("#") if command.terminator == "#" else step.value)
+                return Digits(value.rstrip("#") if command.terminator == "#" else value)
             if step.kind == "say":
                 self.transcript.lines.append(f"  > say {step.value!r}")
                 return Speech(str(step.value))
@@ -285,7 +298,9 @@ def run_scenario(
     scenario: Scenario, app: Any, describe: Callable[[str, str, PromptRef], str]
 ) -> ScenarioOutcome:
     """Run one scenario through `app.session(call, channel)` (ivr.app.bootstrap.LineApp)."""
-    channel = ScenarioChannel(scenario, lambda lang, ref: describe(scenario.line, lang, ref))
+    channel = ScenarioChannel(
+        scenario, lambda lang, ref: describe(scenario.line, lang, ref), getattr(app, "last_sms_code", None)
+    )
     call = scenario.call_started(call_id=f"sim-{Path(scenario.file).stem or 'call'}-{uuid.uuid4().hex[:8]}")
     session = app.session(call, channel)
     outcome = asyncio.run(session.run())

@@ -15,11 +15,19 @@ CONTRACT_TABLE: dict[str, tuple[str, bool, str, str]] = {
         "subscriber_id account_id access_level msisdn pin_set",
     ),
     "subscriber.verify_pin": (
-        "ok wrong locked unknown no_pin",
+        "ok wrong locked unknown no_pin throttled",
         False,
         "number pin",
         "subscriber_id attempts_left locked_until",
     ),
+    "otp.send": ("ok throttled no_phone", False, "purpose", "sms_to valid_minutes"),
+    "otp.verify": (
+        "ok wrong expired exhausted throttled",
+        False,
+        "code purpose",
+        "otp_verified pin_unlocked attempts_left",
+    ),
+    "pin.change": ("ok mismatch weak invalid not_allowed", True, "pin pin_repeat", ""),
     "balance.report": (
         "ok",
         False,
