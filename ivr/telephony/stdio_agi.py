@@ -3,13 +3,14 @@ call and talks AGI over stdin/stdout. pyst2 reads the header and exchanges the c
 AgiChannel and Session as FastAGI run the call.
 
 stdout is the protocol: nothing else may write to it (logging goes to stderr and var/log). pyst2 installs a
-SIGHUP handler (Asterisk's hang-up signal) and writes its own debug text to stderr.
+SIGHUP handler (Asterisk's hang-up signal); its debug text (which would include collected keys) is discarded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from typing import Any
 
@@ -76,7 +77,9 @@ async def run_stdio_call(handler: CallHandler, script: str | None, agi: Any) -> 
 
 
 def make_pyst_agi() -> Any:
-    """pyst2's AGI over the process's stdin/stdout, its debug text kept on stderr."""
+    """pyst2's AGI over the process's stdin/stdout. pyst2 writes every command and every result line to
+    its `stderr` (the keys of a PIN arrive as `200 result=49` ...), so that text is discarded rather than
+    logged: nothing secret may reach a log."""
     from asterisk.agi import AGI
 
-    return AGI(stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr)
+    return AGI(stdin=sys.stdin, stdout=sys.stdout, stderr=open(os.devnull, "w", encoding="utf-8"))

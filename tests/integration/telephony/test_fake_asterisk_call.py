@@ -133,3 +133,42 @@ def test_balance_call_over_stdio_agi(settings: Settings, demo_db: str) -> None:
     assert actions[:2] == ["subscriber.identify:found", "balance.report:ok"]
     assert script.variables["IVR_SUBSCRIBER"] == subscriber_id(demo_db, IVAN)
     assert proc.returncode == 0
+
+
+@pytest.mark.timeout(120)
+def test_landline_pin_over_stdio_agi_leaves_no_digits_behind(settings: Settings, demo_db: str) -> None:
+    """8-800: number and PIN keyed over the per-call stdio AGI; the PIN is in no output and no log."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "IVR_VAR_DIR": str(settings.var),
+            "IVR_DATABASE_URL": demo_db,
+            "IVR_SOUNDS_DIR": str(settings.sounds),
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ivr.cli", "agi", "operator?did=88005500500&trust=no&roaming=no"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=PROJECT_ROOT,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    proc.stdin.write(agi_header("ivr-agi", caller="74951234567").replace(b"agi_network: yes\n", b""))
+    proc.stdin.flush()
+    script = CallScript(keys=[*IVAN, *"9731#"])  # a wrong PIN: its digits must appear nowhere
+    for raw in proc.stdout:
+        proc.stdin.write(script.answer(raw.decode().rstrip("\n")).encode() + b"\n")
+        proc.stdin.flush()
+        if ("IVR_LAST_ACTION", "subscriber.verify_pin:wrong") in script.history:
+            break
+    proc.stdin.close()
+    proc.wait(timeout=30)
+    err = proc.stderr.read().decode()
+    proc.stdout.close()
+    proc.stderr.close()
+    assert ("IVR_LAST_ACTION", "subscriber.verify_pin:wrong") in script.history
+    logs = err + "".join(p.read_text() for p in settings.logs.glob("*.log"))
+    assert "9731" not in logs
+    assert "result=57" not in logs  # "9" as pyst2 would have echoed it
