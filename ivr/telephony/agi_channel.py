@@ -78,7 +78,9 @@ class AgiChannel:
 
     async def play(self, prompts: Sequence[PromptRef], *, barge_in: bool) -> str:
         escape = ALL_KEYS if barge_in else ""
-        log.info("play %s%s", prompt_keys(prompts), "" if barge_in else " (no barge-in)")
+        log.info(
+            "play %s lang=%s%s", prompt_keys(prompts), self.language, "" if barge_in else " (no barge-in)"
+        )
         for path in self._files(prompts):
             # Asterisk picks the format itself: STREAM FILE takes the name without the extension.
             name = str(path.with_suffix("")) if path.suffix in AUDIO_SUFFIXES else str(path)

@@ -57,6 +57,7 @@ class CallRecord:
     user_events: list[dict[str, str]] = field(default_factory=list)
     hangup_cause: int | None = None
     hangup_text: str = ""
+    language: str = ""  # the channel's language when it hung up
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -171,4 +172,5 @@ class CallWatcher:
             except ValueError:
                 record.hangup_cause = 0
             record.hangup_text = str(event.get("Cause-txt", ""))
+            record.language = str(event.get("Language", ""))
             record.ended.set()

@@ -196,6 +196,16 @@ def test_password_reset_is_confirmed_applied_and_texted(line_stack: LineStack) -
     assert "action password.reset status=ok" in log
 
 
+def test_caller_switches_to_english(line_stack: LineStack) -> None:
+    # Main menu 8 = English; the menu comes again in English, where 1 is still the balance.
+    result = call(line_stack, "0505", IVAN, "8,,1", wait=4.0)
+    assert_ended_normally(result)
+    assert "balance.report:ok" in actions_of(result)
+    assert result.record is not None and result.record.language == "en"  # CHANNEL(language) was set
+    log = "\n".join(line_stack.log_for(result.record.uniqueid))
+    assert "lang=ru" in log and "lang=en" in log, log  # prompts before and after the switch
+
+
 def test_stdio_agi_route_runs_the_same_call(line_stack: LineStack) -> None:
     # *9 before a service number runs the call through the per-call stdio AGI (pyst2) instead of FastAGI.
     result = call(line_stack, "*90505", IVAN, "1", first_wait=3.0)
