@@ -24,6 +24,7 @@ def register(sub: Any) -> None:
     serve.add_argument("--host", help="bind address (default settings.agi_host, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default settings.agi_port, 4573)")
     serve.add_argument("--grace", type=float, default=30.0, help="seconds calls may finish after SIGTERM")
+    serve.add_argument("--max-calls", type=int, default=1000, help="calls at once; more are refused at once")
     serve.set_defaults(func=cmd_serve)
 
     agi = sub.add_parser("agi", help="one call over stdio AGI (started by Asterisk; stdout is the protocol)")
@@ -68,10 +69,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         settings.agi_host = args.host
     if args.port:
         settings.agi_port = args.port
-    return asyncio.run(_serve(settings, grace=args.grace))
+    return asyncio.run(_serve(settings, grace=args.grace, max_calls=args.max_calls))
 
 
-async def _serve(settings: Settings, *, grace: float) -> int:
+async def _serve(settings: Settings, *, grace: float, max_calls: int = 1000) -> int:
     from ivr.app.bootstrap import build_app
     from ivr.telephony.fastagi import CallHandler, FastAgiServer
 
@@ -86,7 +87,9 @@ async def _serve(settings: Settings, *, grace: float) -> int:
         read_timeout=settings.agi_read_timeout,
         reload=app.reload,
     )
-    server = FastAgiServer(handler, host=settings.agi_host, port=settings.agi_port, grace_seconds=grace)
+    server = FastAgiServer(
+        handler, host=settings.agi_host, port=settings.agi_port, grace_seconds=grace, max_calls=max_calls
+    )
     await server.start()
     server.install_signal_handlers(asyncio.get_running_loop())
     print(

@@ -94,6 +94,8 @@ class FastAgiServer:
     port: int = 4573
     grace_seconds: float = 30.0
     header_timeout: float = 5.0
+    # Calls served at once; one more is refused at once (the dialplan's failure path takes the caller).
+    max_calls: int = 1000
     calls: set[asyncio.Task[None]] = field(default_factory=set)
     served: int = 0
     rejected: int = 0
@@ -109,10 +111,15 @@ class FastAgiServer:
         log.info("FastAGI listening on %s:%s", self.host, self.port)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        transport = StreamTransport(reader, writer)
+        if len(self.calls) >= self.max_calls:
+            self.rejected += 1
+            log.warning("refused a call: %d calls in progress (max_calls)", len(self.calls))
+            await transport.close()
+            return
         task = asyncio.current_task()
         if task is not None:
             self.calls.add(task)
-        transport = StreamTransport(reader, writer)
         try:
             try:
                 env = await read_header(reader, timeout=self.header_timeout)

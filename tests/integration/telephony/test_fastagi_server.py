@@ -248,3 +248,25 @@ def test_shutdown_lets_a_call_in_progress_finish(tmp_path: Path) -> None:
 
     server = run_with_server(tmp_path, scenario)
     assert server.served == 1
+
+
+def test_calls_beyond_max_calls_are_refused_not_queued(tmp_path: Path) -> None:
+    async def scenario(server: FastAgiServer) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(HEADER)
+        await writer.drain()
+        first = await reader.readline()  # call 1 is in progress
+        assert await send_raw(server.port, HEADER, close=False) == b""  # call 2: closed at once
+        script = CallScript(keys=["1"])
+        line = first
+        while line:  # call 1 goes on undisturbed
+            writer.write(script.answer(line.decode().rstrip("\n")).encode() + b"\n")
+            await writer.drain()
+            line = await reader.readline()
+        writer.close()
+        await writer.wait_closed()
+        assert script.variables["IVR_RESULT"] == "hangup"
+        await normal_call(server)  # capacity is back
+
+    server = run_with_server(tmp_path, scenario, max_calls=1)
+    assert (server.served, server.rejected) == (2, 1)
