@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 MAX_PIN_FAILURES = 5
 PIN_LOCK = dt.timedelta(hours=1)
-_PIN_RE = re.compile(r"^\d{4,8}$")
+# ASCII digits only: `\d` would also take Arabic-Indic and other Unicode digits, and `$` a trailing newline.
+_PIN_RE = re.compile(r"[0-9]{4,8}")
 MAX_FAILURES_PER_CALLER = 10
 MAX_FAILURES_PER_TARGET = 8
 THROTTLE_WINDOW = dt.timedelta(hours=1)
@@ -151,7 +152,7 @@ def verify_pin(
             return PinCheck(status="locked", subscriber_id=sub.id, locked_until=sub.pin_locked_until)
         sub.pin_locked_until = None
         sub.pin_failures = 0
-    if _PIN_RE.match(pin or "") and verify_secret(sub.pin_hash, pin):
+    if _PIN_RE.fullmatch(pin or "") and verify_secret(sub.pin_hash, pin):
         if sub.pin_failures:
             sub.pin_failures = 0
         audit(uow, origin, "auth.pin_ok", account_id=sub.account_id, subscriber_id=sub.id)
@@ -200,7 +201,7 @@ def change_pin(
 ) -> PinChange:
     """The caller sets a new PIN (after strong authentication, which the caller of this function checks).
     The PIN is never put in an exception, a log line or an audit record."""
-    if not _PIN_RE.match(pin or ""):
+    if not _PIN_RE.fullmatch(pin or ""):
         return PinChange(status="invalid")
     if pin != repeat:
         return PinChange(status="mismatch")
@@ -213,7 +214,7 @@ def change_pin(
 def set_pin(uow: UnitOfWork, subscriber_id: int, pin: str, *, origin: Origin = NO_ORIGIN) -> None:
     """Set a subscriber's IVR PIN (staff tools, seed data, the caller after strong authentication).
     Clears failures and lock."""
-    if not _PIN_RE.match(pin):
+    if not _PIN_RE.fullmatch(pin):
         raise ValueError("a PIN is 4 to 8 digits")  # never the value itself
     sub = lock_subscriber(uow, subscriber_id)
     sub.pin_hash = hash_secret(pin)

@@ -4,6 +4,7 @@ guards (step-up before risky actions, strong authentication before pin.change). 
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -245,3 +246,33 @@ def test_verify_pin_action_uses_the_callers_bucket(uow_factory: UowFactory) -> N
 
 def test_otp_send_without_a_subscriber_is_no_phone(uow_factory: UowFactory) -> None:
     assert invoke("otp.send", {}, ctx(uow_factory)).status == "no_phone"
+
+
+HOSTILE = [
+    "12345678901234567890" * 50,
+    "12'; DROP TABLE subscriber; --",
+    "١٢٣٤",
+    "12\n34",
+    "%s%n",
+    "\x00" * 8,
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_secrets_neither_fail_nor_echo(
+    uow_factory: UowFactory, value: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    sub_id, account_id = demo_ids(uow_factory, IVAN)
+    base = {"subscriber_id": sub_id, "account_id": account_id, "caller_bucket": "h"}
+    with caplog.at_level(logging.DEBUG):
+        pin = invoke("subscriber.verify_pin", {"number": IVAN, "pin": value}, ctx(uow_factory, **base))
+        number = invoke("subscriber.verify_pin", {"number": value, "pin": "1234"}, ctx(uow_factory, **base))
+        invoke("otp.send", {}, ctx(uow_factory, **base))
+        code = invoke("otp.verify", {"code": value}, ctx(uow_factory, **base))
+        strong = {**base, "authenticated": True, "auth_method": "pin"}
+        change = invoke("pin.change", {"pin": value, "pin_repeat": value}, ctx(uow_factory, **strong))
+    assert (pin.status, number.status, code.status, change.status) == ("wrong", "unknown", "wrong", "invalid")
+    for fragment in (value[:12], "DROP TABLE", "%n"):
+        if fragment.strip("\x00"):
+            assert fragment not in caplog.text
+    assert "Traceback" not in caplog.text
