@@ -115,7 +115,7 @@ def _subscribers(settings: Settings, args: argparse.Namespace) -> int:
 def _jobs(settings: Settings, args: argparse.Namespace) -> int:
     from ivr.app.sms import deliver_pending, sender_from_settings
     from ivr.db.session import make_uow_factory
-    from ivr.services import balance, bonus, tariffs
+    from ivr.services import balance, bonus, otp, tariffs
 
     factory = make_uow_factory(settings.db_url)
     try:
@@ -125,6 +125,9 @@ def _jobs(settings: Settings, args: argparse.Namespace) -> int:
             switched = tariffs.apply_pending_plans(uow)
             uow.commit()
         sent = deliver_pending(factory, sender_from_settings(settings))
+        with factory(write=True) as uow:
+            otp.scrub_delivered(uow)  # one-time codes no longer usable leave the outbox
+            uow.commit()
     finally:
         factory.dispose()
     print(

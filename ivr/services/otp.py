@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
-from ivr.db.models import OneTimeCode
+from ivr.db.models import OneTimeCode, SmsOutbox
 from ivr.db.session import UnitOfWork
 from ivr.services.auth import NO_CALLER, record_failure, throttled, unlock_pin
 from ivr.services.callerid import keyed_digits
@@ -165,3 +166,30 @@ def verify_code(
         return CodeCheck(status="exhausted")
     audit(uow, origin, "otp.wrong", account_id=sub.account_id, subscriber_id=sub.id, attempts_left=left)
     return CodeCheck(status="wrong", attempts_left=left)
+
+
+_CODE_IN_TEXT = re.compile(r"\b\d{6}\b")
+
+
+def scrub_delivered(uow: UnitOfWork, *, older_than: dt.timedelta = CODE_TTL) -> int:
+    """Blank the code in delivered one-time-code SMS once it can no longer be used (the gateway has
+    delivered it; the outbox need not keep it), and drop code rows over a day old. Run by `ivr db jobs`.
+    Returns the number of texts scrubbed."""
+    now = uow.now()
+    scrubbed = 0
+    rows = uow.session.scalars(
+        select(SmsOutbox).where(
+            SmsOutbox.kind == "otp",
+            SmsOutbox.sent_at.is_not(None),
+            SmsOutbox.sent_at < now - older_than,
+        )
+    )
+    for row in rows:
+        text = _CODE_IN_TEXT.sub("******", row.text)
+        if text != row.text:
+            row.text = text
+            scrubbed += 1
+    uow.session.execute(delete(OneTimeCode).where(OneTimeCode.created_at < now - dt.timedelta(days=1)))
+    if scrubbed:
+        log.info("scrubbed the code from %d delivered SMS", scrubbed)
+    return scrubbed

@@ -276,3 +276,25 @@ def test_hostile_secrets_neither_fail_nor_echo(
         if fragment.strip("\x00"):
             assert fragment not in caplog.text
     assert "Traceback" not in caplog.text
+
+
+def test_delivered_codes_are_scrubbed_from_the_outbox(uow_factory: UowFactory, clock: TestClock) -> None:
+    from ivr.services.outbox import mark_sent, pending
+
+    send(uow_factory, IVAN)
+    code = last_code(uow_factory, IVAN)
+    assert run_op(uow_factory, otp.scrub_delivered) == 0  # not delivered yet: kept
+    with uow_factory(write=True) as uow:
+        for sms in pending(uow):
+            mark_sent(uow, sms.id)
+        uow.commit()
+    assert run_op(uow_factory, otp.scrub_delivered) == 0  # delivered, but still usable: kept
+    clock.advance(minutes=6)
+    assert run_op(uow_factory, otp.scrub_delivered) == 1
+    with uow_factory() as uow:
+        texts = [t for t in uow.session.scalars(select(SmsOutbox.text).where(SmsOutbox.kind == "otp"))]
+    assert texts and all(code not in t and "******" in t for t in texts)
+    clock.advance(days=1, minutes=1)
+    run_op(uow_factory, otp.scrub_delivered)
+    with uow_factory() as uow:
+        assert uow.session.scalars(select(OneTimeCode)).all() == []
