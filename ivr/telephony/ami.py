@@ -81,8 +81,9 @@ class CallWatcher:
     """Connects to AMI and records events per call. A call is matched by the caller name the dialer
     puts in P-Asserted-Identity (a per-call token), which Asterisk reports in Newchannel."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, record_all: bool = False) -> None:
         self.settings = settings
+        self.record_all = record_all  # also calls not placed by the dialer (softphones)
         self.manager: _Manager | None = None
         self.calls: dict[str, CallRecord] = {}  # by Linkedid
         self._by_token: dict[str, CallRecord] = {}
@@ -139,7 +140,7 @@ class CallWatcher:
         linked = str(event.get("Linkedid", "") or event.get("Uniqueid", ""))
         if name == "Newchannel":
             token = str(event.get("CallerIDName", ""))
-            if token in self._waiting or token.startswith("dial-"):
+            if self.record_all or token in self._waiting or token.startswith("dial-"):
                 record = CallRecord(
                     uniqueid=str(event.get("Uniqueid", "")),
                     caller_name=token,

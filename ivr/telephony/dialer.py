@@ -270,7 +270,7 @@ def sipp_binary() -> str | None:
 
 
 async def run_sipp(
-    scenario_xml: str, settings: Settings, *, timeout: float, workdir: Path
+    scenario_xml: str, settings: Settings, *, timeout: float, workdir: Path, extra_args: tuple[str, ...] = ()
 ) -> tuple[int, str]:
     """Run one sipp call; returns (exit code, error text). sipp exits 0 only if the call succeeded."""
     binary = sipp_binary()
@@ -286,7 +286,7 @@ async def run_sipp(
         "-sf", str(path), "-m", "1", "-l", "1",
         "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(media_port),
         "-timeout", f"{int(timeout)}s", "-timeout_error",
-        "-trace_err", "-error_file", str(errors), "-nostdin",
+        "-trace_err", "-error_file", str(errors), "-nostdin", *extra_args,
     ]  # fmt: skip
     proc = await asyncio.create_subprocess_exec(
         *argv,

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session as DbSession
 
 from ivr.db.models import PasswordReset, SmsOutbox, Subscriber
-from ivr.telephony.ami import CallWatcher
-from ivr.telephony.dialer import DialResult, dial
+from ivr.telephony.ami import CallRecord, CallWatcher
+from ivr.telephony.dialer import DialResult, dial, run_sipp
 from ivr.telephony.localline import LocalLine as LineStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -248,3 +249,38 @@ def test_number_that_is_not_a_service_number(line_stack: LineStack) -> None:
     assert result.record is not None
     assert "IVR_LINE" not in result.variables  # never reached a line
     assert result.hangup_cause == 1  # unallocated number, after the "no service" announcement
+
+
+def test_softphone_with_its_password_is_identified(line_stack: LineStack, tmp_path: Path) -> None:
+    """The local softphone endpoint (digest auth, password from var/secrets.toml) calls 0505 as a demo
+    subscriber; a wrong password is refused."""
+    from ivr.telephony.asterisk import read_secrets
+
+    password = read_secrets(line_stack.settings)["softphone_password"]
+    xml = (Path(__file__).parent / "softphone_call.xml").read_text()
+
+    async def place(secret: str, timeout: float) -> tuple[int, CallRecord | None]:
+        watcher = CallWatcher(line_stack.settings, record_all=True)
+        await watcher.connect()
+        try:
+            code, _errors = await run_sipp(
+                xml,
+                line_stack.settings,
+                timeout=timeout,
+                workdir=tmp_path,
+                extra_args=("-au", "softphone", "-ap", secret),
+            )
+            records = [r for r in watcher.calls.values() if r.exten == "0505"]
+            if records:
+                await asyncio.wait_for(records[0].ended.wait(), 10)
+            return code, records[0] if records else None
+        finally:
+            await watcher.close()
+
+    code, _ = asyncio.run(place("not-the-password", timeout=8))
+    assert code != 0
+    code, record = asyncio.run(place(password, timeout=30))
+    assert code == 0
+    assert record is not None and record.caller_num == "79161234567"
+    log = "\n".join(line_stack.log_for(record.uniqueid))
+    assert "action subscriber.identify status=found" in log, log
