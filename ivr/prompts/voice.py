@@ -36,10 +36,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from ivr.engine.commands import PromptRef
 from ivr.prompts import wording_en, wording_ru
+from ivr.prompts.texts import PLACEHOLDER, PLACEHOLDER_KINDS, read_text_file
 
 if TYPE_CHECKING:
     from ivr.config import Settings
@@ -52,22 +51,9 @@ PAUSE_SLUG = "pause"
 
 WORDING: dict[str, ModuleType] = {"ru": wording_ru, "en": wording_en}
 
-KINDS = (
-    "money",
-    "points",
-    "minutes",
-    "sms",
-    "megabytes",
-    "gigabytes",
-    "days",
-    "number",
-    "date",
-    "phone",
-    "digits",
-    "name",
-)
-
-_PLACEHOLDER = re.compile(r"\{(\w+)(?::(\w+))?\}")
+# One list of placeholder kinds and one pattern, shared with the tree validator.
+KINDS = PLACEHOLDER_KINDS
+_PLACEHOLDER = PLACEHOLDER
 _SPEAKABLE = re.compile(r"\w")
 
 
@@ -164,7 +150,7 @@ def say(lang: str, kind: str, value: Any) -> tuple[str, ...]:
         return tuple(w.megabytes(n * 1024 if kind == "gigabytes" else n))
     noun_key = {"points": "point", "minutes": "minute", "sms": "sms", "days": "day"}.get(kind)
     if noun_key is None:
-        raise ValueError(f"unknown placeholder kind {kind!r} (known: {', '.join(KINDS)})")
+        raise ValueError(f"unknown placeholder kind {kind!r} (known: {', '.join(sorted(KINDS))})")
     return tuple(w.count(n, noun_key))
 
 
@@ -265,27 +251,8 @@ def text_files(prompts_dir: Path) -> dict[tuple[str, str], Path]:
 
 
 def load_text_file(path: Path) -> dict[str, str]:
-    """key -> text of one catalogue file, read by `ivr.prompts.texts` (the validator's reader, so both
-    agree on what a file says) when it is there, else by a plain YAML load."""
-    try:
-        from ivr.prompts.texts import read_text_file
-    except ImportError:
-        pass
-    else:
-        return {key: entry.text for key, entry in read_text_file(path).items()}
-    with path.open(encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{path}: expected a mapping of key: text")
-    if "texts" in data and isinstance(data["texts"], Mapping):
-        data = data["texts"]
-    out: dict[str, str] = {}
-    for key, value in data.items():
-        if isinstance(value, Mapping) and "text" in value:
-            value = value["text"]
-        if isinstance(value, str):
-            out[str(key)] = value
-    return out
+    """key -> text of one catalogue file, read by the validator's reader so both agree on what it says."""
+    return {key: entry.text for key, entry in read_text_file(path).items()}
 
 
 class PromptVoice:

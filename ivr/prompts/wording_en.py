@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
+
+from ivr.prompts import wording_units
 
 Words = tuple[str, ...]
 
@@ -147,29 +149,12 @@ def count(n: int, noun_key: str) -> Words:
 
 def money(amount: Decimal | int | float | str) -> Words:
     """12.50 -> "twelve roubles fifty kopecks"; 0.01 -> "one kopeck"; -3 -> "minus three roubles"."""
-    value = Decimal(str(amount)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    words: list[str] = []
-    if value < 0:
-        words.append(MINUS)
-        value = -value
-    roubles, kopecks = divmod(int(value * 100), 100)
-    if roubles or not kopecks:
-        words += count(roubles, "rouble")
-    if kopecks:
-        words += count(kopecks, "kopeck")
-    return tuple(words)
+    return wording_units.money(amount, count, MINUS)
 
 
 def megabytes(mb: int) -> Words:
-    if mb < 0:
-        return (MINUS, *megabytes(-mb))
-    gb, rest = divmod(mb, 1024)
-    if not gb:
-        return count(mb, "megabyte")
-    words = count(gb, "gigabyte")
-    if rest:
-        words += count(rest, "megabyte")
-    return words
+    """Under 1024 MB in megabytes, else whole gigabytes plus the remaining megabytes."""
+    return wording_units.megabytes(mb, count, MINUS)
 
 
 def ordinal_day(day: int) -> Words:

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Literal
+
+from ivr.prompts import wording_units
 
 Gender = Literal["m", "f", "n"]
 Words = tuple[str, ...]
@@ -207,31 +209,12 @@ def money(amount: Decimal | int | float | str) -> Words:
     Whole amounts omit kopecks; amounts under a rouble say kopecks only; zero is "ноль рублей"; negative
     amounts start with "минус". Rounded half-up to the kopeck.
     """
-    value = Decimal(str(amount)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    words: list[str] = []
-    if value < 0:
-        words.append(MINUS)
-        value = -value
-    kopecks_total = int(value * 100)
-    roubles, kopecks = divmod(kopecks_total, 100)
-    if roubles or not kopecks:
-        words += count(roubles, "rouble")
-    if kopecks:
-        words += count(kopecks, "kopeck")
-    return tuple(words)
+    return wording_units.money(amount, count, MINUS)
 
 
 def megabytes(mb: int) -> Words:
-    """Data volume: under 1024 MB in megabytes, else whole gigabytes plus the remaining megabytes."""
-    if mb < 0:
-        return (MINUS, *megabytes(-mb))
-    gb, rest = divmod(mb, 1024)
-    if not gb:
-        return count(mb, "megabyte")
-    words = count(gb, "gigabyte")
-    if rest:
-        words += count(rest, "megabyte")
-    return words
+    """Under 1024 MB in megabytes, else whole gigabytes plus the remaining megabytes."""
+    return wording_units.megabytes(mb, count, MINUS)
 
 
 def ordinal_day_genitive(day: int) -> Words:
