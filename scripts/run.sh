@@ -14,7 +14,7 @@ IVR=.venv/bin/ivr
 bash scripts/setup.sh
 "$IVR" db init >&2
 if "$IVR" prompts --help >/dev/null 2>&1; then
-    "$IVR" prompts render --no-progress >&2 || echo "run: prompt rendering failed; missing audio is skipped" >&2
+    "$IVR" prompts render --db-names --no-progress >&2 || echo "run: prompt rendering failed; missing audio is skipped" >&2
 fi
 
 serve_pid=""

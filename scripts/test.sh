@@ -7,9 +7,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 bash scripts/setup.sh
-if .venv/bin/ivr prompts --help >/dev/null 2>&1; then
-    .venv/bin/ivr prompts render --no-progress >&2
-fi
+# The demo database gives the plan/option/reward names to render; tests seed their own copies.
+.venv/bin/ivr db init >&2
+.venv/bin/ivr prompts render --db-names --no-progress >&2
 
 status=0
 echo "== ruff check" >&2

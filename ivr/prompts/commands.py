@@ -29,6 +29,11 @@ def register(subparsers: Any) -> None:
         "--voice", action="append", default=[], metavar="LANG=VOICE", help="engine voice per language"
     )
     render.add_argument("--names-file", help="plan/reward names to render too, one per line")
+    render.add_argument(
+        "--db-names",
+        action="store_true",
+        help="also render the names of plans, options, subscriptions, rewards and charges in the database",
+    )
     render.add_argument("--no-progress", action="store_true", help="no progress bar")
     render.set_defaults(func=cmd_render)
 
@@ -67,6 +72,8 @@ def cmd_render(settings: Settings, args: argparse.Namespace) -> int:
     if args.names_file:
         with open(args.names_file, encoding="utf-8") as fh:
             names = [line.strip() for line in fh if line.strip()]
+    if args.db_names:
+        names += database_names(settings)
     try:
         report = render(
             settings,
@@ -86,6 +93,20 @@ def cmd_render(settings: Settings, args: argparse.Namespace) -> int:
     for rel, error in report.failed:
         print(f"  failed {rel}: {error}", file=sys.stderr)
     return 1 if report.failed else 0
+
+
+def database_names(settings: Settings) -> list[str]:
+    """Names from the configured database (entry-point wiring: the prompts layer itself never imports
+    the database)."""
+    from ivr.db.session import make_uow_factory
+    from ivr.services.catalogue import spoken_names
+
+    factory = make_uow_factory(settings.db_url)
+    try:
+        with factory() as uow:
+            return spoken_names(uow)
+    finally:
+        factory.dispose()
 
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
