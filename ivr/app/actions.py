@@ -608,7 +608,7 @@ REGISTRY: dict[str, Action] = dict(
 # policy and the caller ID's trust, ivr.app.lines), they run only after `otp.verify` succeeded in this
 # call. The tree's `step_up` sub-flow asks for the code; this is the server's own check behind it.
 STEP_UP_ACTIONS = frozenset(
-    {"password.reset", "tariff.change", "number.unblock", "bonus.transfer", "card.unblock"}
+    {"password.reset", "tariff.change", "number.unblock", "bonus.transfer", "bonus.redeem", "card.unblock"}
 )
 
 
