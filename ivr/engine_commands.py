@@ -94,7 +94,29 @@ def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
         print(
             f"{path}: ok: line {tree.line} version {tree.version}, {len(tree.nodes)} nodes", file=sys.stderr
         )
+    if not args.paths:  # everything: the service-number table too
+        failed = validate_service_numbers(settings) or failed
     return 1 if failed else 0
+
+
+def validate_service_numbers(settings: Settings) -> bool:
+    """Check prompts/numbers/service_numbers.yaml (ivr.app.lines): readable, and every line it names has
+    a tree. Prints problems as `file:1: service_numbers: ...`; True when there is any."""
+    from ivr.app.lines import FILE_NAME, LinesFileError, load_service_numbers
+
+    path = settings.prompts / FILE_NAME
+    try:
+        table = load_service_numbers(settings.prompts)
+    except LinesFileError as exc:
+        print(f"{path}:1: service_numbers: {exc}")
+        return True
+    trees = {p.stem for p in settings.prompts.glob("*.yaml")}
+    missing = sorted({n.line for n in table.numbers.values()} - trees)
+    for line in missing:
+        print(f"{path}:1: service_numbers: line {line} has no tree ({line}.yaml)")
+    if not missing:
+        print(f"{path}: ok: {len(table.numbers)} service numbers", file=sys.stderr)
+    return bool(missing)
 
 
 def audio_problems(settings: Settings, tree: Tree, keys: set[str]) -> list[str]:

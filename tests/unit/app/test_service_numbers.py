@@ -126,3 +126,32 @@ def test_policy_always_asks_for_a_code_even_on_trusted_numbers() -> None:
     table = ServiceNumbers.parse({"lines": {"operator": {"step_up": "always"}}, "numbers": numbers})
     got = table.resolve(call("0505"))
     assert got.facts["caller_id_trusted"] is True and got.facts["step_up_required"] is True
+
+
+def _prompts_copy(tmp_path: Path) -> Path:
+    import shutil
+
+    shutil.copytree(ROOT / "prompts", tmp_path / "prompts")
+    return tmp_path / "prompts"
+
+
+def test_ivr_validate_checks_the_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ivr.cli import main
+
+    prompts = _prompts_copy(tmp_path)
+    monkeypatch.setenv("IVR_PROMPTS_DIR", str(prompts))
+    assert main(["validate", "--no-audio"]) == 0
+    assert "6 service numbers" in capsys.readouterr().err
+    table = prompts / "numbers" / "service_numbers.yaml"
+    table.write_text(
+        table.read_text(encoding="utf-8").replace("line: loyalty", "line: lojalty"), encoding="utf-8"
+    )
+    assert main(["validate", "--no-audio"]) == 1
+    assert "service_numbers:" in capsys.readouterr().out
+    table.write_text(
+        "lines: {operator: {}}\nnumbers:\n  - {number: '0505', line: nowhere}\n", encoding="utf-8"
+    )
+    assert main(["validate", "--no-audio"]) == 1
+    assert "line nowhere has no entry" in capsys.readouterr().out
