@@ -155,3 +155,32 @@ def test_ivr_validate_checks_the_table(
     )
     assert main(["validate", "--no-audio"]) == 1
     assert "line nowhere has no entry" in capsys.readouterr().out
+
+
+def test_reload_keeps_the_last_good_table(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from ivr.app.bootstrap import build_app
+    from ivr.config import load_settings
+
+    prompts = _prompts_copy(tmp_path)
+    settings = load_settings(None, prompts_dir=str(prompts), var_dir=str(tmp_path / "var"))
+    app = build_app(settings)
+    try:
+        table = prompts / "numbers" / "service_numbers.yaml"
+        good = table.read_text(encoding="utf-8")
+        table.write_text("numbers: [oops", encoding="utf-8")
+        with caplog.at_level(logging.ERROR):
+            app.reload()
+        assert "previous service-number table stays" in caplog.text
+        assert app.service_numbers.lookup("0505") is not None
+        table.write_text(
+            good.replace('  - {number: "0500", line: operator, trust: true}\n', ""), encoding="utf-8"
+        )
+        app.reload()
+        assert app.service_numbers.lookup("0500") is None  # the new table took over
+        with pytest.raises(UnknownServiceNumber):
+            app.session(call("0500"), None)  # type: ignore[arg-type]
+    finally:
+        app.close()
+    table.write_text("numbers: [oops", encoding="utf-8")
+    with pytest.raises(LinesFileError):
+        build_app(settings)  # a broken table stops the start
