@@ -255,7 +255,12 @@ def cmd_call(settings: Settings, args: argparse.Namespace) -> int:
         channel = ConsoleChannel(lambda lang, ref: describe(args.line, lang, ref), language=call.language)
         who = args.caller or "withheld"
         print(f"Calling {args.line} ({did}) from {who}. Keys, 'say: ...', empty line = silence.")
-        ended = asyncio.run(app.session(call, channel).run())
+        try:
+            session = app.session(call, channel)
+        except LookupError:  # not a service number (prompts/numbers/service_numbers.yaml) or no tree
+            print(f"{did} is not a service number of line {args.line}: the caller would hear the apology")
+            return 1
+        ended = asyncio.run(session.run())
         print(f"call ended: {ended.result} {ended.queue}".rstrip())
         return 0
     finally:

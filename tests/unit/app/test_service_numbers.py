@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,18 @@ def test_policy_always_asks_for_a_code_even_on_trusted_numbers() -> None:
     assert got.facts["caller_id_trusted"] is True and got.facts["step_up_required"] is True
 
 
+@pytest.fixture
+def cli_logging() -> Iterator[None]:
+    """`ivr.cli.main` sets up logging on the root logger: take its handlers away after the test."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in list(root.handlers):
+        if getattr(handler, "_ivr", False):
+            root.removeHandler(handler)
+    root.setLevel(level)
+
+
 def _prompts_copy(tmp_path: Path) -> Path:
     import shutil
 
@@ -136,7 +149,7 @@ def _prompts_copy(tmp_path: Path) -> Path:
 
 
 def test_ivr_validate_checks_the_table(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cli_logging: None
 ) -> None:
     from ivr.cli import main
 
@@ -184,3 +197,13 @@ def test_reload_keeps_the_last_good_table(tmp_path: Path, caplog: pytest.LogCapt
     table.write_text("numbers: [oops", encoding="utf-8")
     with pytest.raises(LinesFileError):
         build_app(settings)  # a broken table stops the start
+
+
+def test_simulator_refuses_a_number_that_is_not_ours(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, cli_logging: None
+) -> None:
+    from ivr.cli import main
+
+    monkeypatch.setenv("IVR_VAR_DIR", str(tmp_path / "var"))
+    assert main(["call", "operator", "--did", "4951234567"]) == 1
+    assert "is not a service number" in capsys.readouterr().out
