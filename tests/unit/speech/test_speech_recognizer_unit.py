@@ -40,20 +40,20 @@ class FakeKaldi:
         self.calls: list[str] = []
         self.thread_ids: set[int] = set()
 
-    def SetWords(self, words: bool) -> None:  # noqa: N802
+    def SetWords(self, words: bool) -> None:
         self.calls.append(f"SetWords({words})")
 
-    def SetGrammar(self, grammar: str) -> None:  # noqa: N802
+    def SetGrammar(self, grammar: str) -> None:
         if self.running:  # as Kaldi: a fatal error on a recognizer mid-utterance
             raise AssertionError("SetGrammar on a running recognizer")
         self.calls.append("SetGrammar")
         self.grammars.append(grammar)
 
-    def Reset(self) -> None:  # noqa: N802
+    def Reset(self) -> None:
         self.calls.append("Reset")
         self.heard, self.confs, self.running = [], [], False
 
-    def AcceptWaveform(self, data: bytes) -> int:  # noqa: N802
+    def AcceptWaveform(self, data: bytes) -> int:
         self.thread_ids.add(threading.get_ident())
         self.running = True
         value = data[0]
@@ -69,13 +69,13 @@ class FakeKaldi:
         self.heard, self.confs = [], []
         return json.dumps({"text": text, "result": result}, ensure_ascii=False)
 
-    def Result(self) -> str:  # noqa: N802
+    def Result(self) -> str:
         return self._result()
 
-    def PartialResult(self) -> str:  # noqa: N802
+    def PartialResult(self) -> str:
         return json.dumps({"partial": " ".join(self.heard)}, ensure_ascii=False)
 
-    def FinalResult(self) -> str:  # noqa: N802
+    def FinalResult(self) -> str:
         self.running = False
         return self._result()
 
