@@ -111,6 +111,10 @@ class AgiChannel:
             keys = await self._wait_digit(command.first_digit_timeout)
             if not keys:
                 return NoInput()
+        return await self._more_keys(command, keys)
+
+    async def _more_keys(self, command: Collect, keys: str) -> Digits | NoInput:
+        """Keys pressed so far -> the whole input: more keys until max digits, terminator or escape."""
         while True:
             last = keys[-1]
             if command.terminator and last == command.terminator:

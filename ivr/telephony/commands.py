@@ -29,6 +29,9 @@ def register(sub: Any) -> None:
 
     agi = sub.add_parser("agi", help="one call over stdio AGI (started by Asterisk; stdout is the protocol)")
     agi.add_argument("request", nargs="?", help="line?did=...&trust=...&roaming=... (default: agi_arg_1)")
+    agi.add_argument(
+        "--eagi", action="store_true", help="started by EAGI: caller audio on fd 3, speech input (Vosk)"
+    )
     agi.set_defaults(func=cmd_agi)
 
     dial = sub.add_parser("dial", help="place a scripted call with sipp and print what happened")
@@ -126,13 +129,58 @@ def cmd_agi(settings: Settings, args: argparse.Namespace) -> int:
         default_language=settings.default_language,
         read_timeout=settings.agi_read_timeout,
     )
+    make_channel = _eagi_channel_factory(settings, handler) if args.eagi else None
     try:
-        code = asyncio.run(run_stdio_call(handler, args.request, agi))
+        code = asyncio.run(run_stdio_call(handler, args.request, agi, make_channel))
     finally:
         app.close()
     logging.shutdown()
     sys.stdout.flush()
     os._exit(code)  # a worker thread may still block on stdin after a timeout: do not wait for it
+
+
+def _eagi_channel_factory(settings: Settings, handler: Any) -> Any:
+    """EagiChannel builder for `ivr agi --eagi`: starts reading fd 3 and loading the speech model (in a
+    thread, while the first prompt plays); each call's recognizer waits for the model on its first grammar."""
+    from concurrent.futures import Future
+
+    from ivr.speech import CallRecognizer, SpeechConfig, load_model
+    from ivr.telephony.agi import AgiRequest
+    from ivr.telephony.eagi import EagiChannel, Fd3Audio
+    from ivr.telephony.stdio_agi import PystTransport
+
+    if not Fd3Audio.available():
+        log.error("--eagi but no audio on fd 3 (not started by EAGI?): keys only")
+    audio = Fd3Audio()
+    if Fd3Audio.available():
+        audio.start()
+    model: Future[Any] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="speech-model").submit(
+        load_model, settings
+    )
+    config = SpeechConfig(
+        min_confidence=settings.speech_min_confidence,
+        end_silence=settings.speech_end_silence,
+        max_utterance=settings.speech_max_utterance,
+    )
+
+    def recognizer() -> CallRecognizer:
+        if not Fd3Audio.available():
+            raise RuntimeError("no EAGI audio on fd 3")
+        return CallRecognizer(model.result(), config)
+
+    def make(request: AgiRequest, transport: PystTransport) -> EagiChannel:
+        return EagiChannel(
+            transport,
+            handler.voice,
+            request.line,
+            handler.default_language,
+            audio=audio,
+            recognizer_factory=recognizer,
+            read_timeout=handler.read_timeout,
+            max_utterance=settings.speech_max_utterance,
+        )
+
+    return make
 
 
 # ---- dial -------------------------------------------------------------------------------------------

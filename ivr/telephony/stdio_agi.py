@@ -12,9 +12,10 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
-from ivr.telephony.agi import AgiProtocolError, AgiResponse, parse_request
+from ivr.telephony.agi import AgiProtocolError, AgiRequest, AgiResponse, parse_request
 from ivr.telephony.agi_channel import AgiChannel
 from ivr.telephony.channel import ChannelFailed, ChannelHungUp
 from ivr.telephony.fastagi import CallHandler
@@ -58,20 +59,29 @@ class PystTransport:
         return None
 
 
-async def run_stdio_call(handler: CallHandler, script: str | None, agi: Any) -> int:
+async def run_stdio_call(
+    handler: CallHandler,
+    script: str | None,
+    agi: Any,
+    make_channel: Callable[[AgiRequest, PystTransport], AgiChannel] | None = None,
+) -> int:
+    """Run one call. `make_channel` builds a different channel over the same transport (EAGI)."""
     env = {str(k): str(v) for k, v in agi.env.items()}
     if not env:
         raise AgiProtocolError("empty AGI header")
     if script is None:  # AGI(ivr-agi,operator?did=...) passes the request as the first argument
         script = env.get("agi_arg_1", "")
     request = parse_request(env, script)
-    channel = AgiChannel(
-        PystTransport(agi),
-        handler.voice,
-        request.line,
-        handler.default_language,
-        read_timeout=handler.read_timeout,
-    )
+    if make_channel is not None:
+        channel = make_channel(request, PystTransport(agi))
+    else:
+        channel = AgiChannel(
+            PystTransport(agi),
+            handler.voice,
+            request.line,
+            handler.default_language,
+            read_timeout=handler.read_timeout,
+        )
     outcome = await handler.run_call(request, channel)
     return 0 if outcome is not None and outcome.result != "error" else 1
 
