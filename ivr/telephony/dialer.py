@@ -147,8 +147,18 @@ def _wait(ms: int, label: str) -> str:
     )
 
 
-def _key_steps(keys: str, first_wait: float, gap_ms: int, wait: float, pcaps: Path) -> str:
+def _key_steps(
+    keys: str,
+    first_wait: float,
+    gap_ms: int,
+    wait: float,
+    pcaps: Path,
+    speech: tuple[tuple[Path, int], ...] = (),
+) -> str:
     steps = [_wait(int(first_wait * 1000), "k0")]
+    for n, (pcap, after_ms) in enumerate(speech):  # RTP pcaps of the caller's voice (ivr.telephony.rtp_pcap)
+        steps.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
+        steps.append(_wait(after_ms, f"s{n}"))
     for n, key in enumerate(keys, start=1):
         if key == ",":
             steps.append(_wait(1000, f"k{n}"))
@@ -174,6 +184,7 @@ def scenario(
     gap_ms: int,
     wait: float,
     sip_port: int,
+    speech: tuple[tuple[Path, int], ...] = (),
 ) -> str:
     """A UAC scenario: INVITE, ACK (to a static Request-URI), keys, then either Asterisk hangs up (we
     answer its BYE, whenever it comes) or we hang up after `wait` seconds."""
@@ -229,7 +240,7 @@ def scenario(
 
     ]]>
   </send>
-{_key_steps(keys, first_wait, gap_ms, wait, pcaps)}
+{_key_steps(keys, first_wait, gap_ms, wait, pcaps, speech)}
   <send retrans="500">
     <![CDATA[
       BYE {ruri} SIP/2.0
@@ -322,8 +333,10 @@ async def dial(
     wait: float = 2.0,
     timeout: float = 120.0,
     watcher: CallWatcher | None = None,
+    speech: tuple[tuple[Path, int], ...] = (),
 ) -> DialResult:
-    """Place one call and report what happened. With a shared `watcher` (tests), AMI is not reconnected."""
+    """Place one call and report what happened. With a shared `watcher` (tests), AMI is not reconnected.
+    `speech`: (RTP pcap, milliseconds to wait after starting it) played after `first_wait`, before keys."""
     token = f"dial-{uuid.uuid4().hex[:12]}"
     own_watcher = watcher is None
     if watcher is None:
@@ -344,6 +357,7 @@ async def dial(
                 gap_ms=gap_ms,
                 wait=wait,
                 sip_port=settings.sip_port,
+                speech=speech,
             )
             code, errors = await run_sipp(xml, settings, timeout=timeout, workdir=workdir)
         record: CallRecord | None = None

@@ -193,6 +193,12 @@ class EagiChannel(AgiChannel):
                     log.info("speech turn ended by the wall-clock guard (%d bytes of audio)", fed)
                     result = await recognizer.finish_async()
                 if result is not None:
+                    log.info(
+                        "speech turn: %s after %.1f s of caller audio (%.1f s wall)",
+                        result.status,
+                        fed / 16000,
+                        time.monotonic() - began,
+                    )
                     return self._event(result)
         finally:
             self.audio.listen(False)

