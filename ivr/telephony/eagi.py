@@ -141,16 +141,26 @@ class EagiChannel(AgiChannel):
         self.key_poll = key_poll
         self.max_utterance = max_utterance
         self._recognizer: Recognizer | None = None
+        self._making: asyncio.Future[Recognizer] | None = None
         self._speech_broken = recognizer_factory is None
 
-    async def _get_recognizer(self) -> Recognizer | None:
-        """The call's recognizer, made on the first grammar (waits for the model if still loading)."""
-        if self._recognizer is None and not self._speech_broken and self.recognizer_factory is not None:
-            try:
-                self._recognizer = await asyncio.to_thread(self.recognizer_factory)
-            except Exception as exc:
-                self._speech_broken = True
-                log.error("speech input unavailable, keys only for this call: %s", exc)
+    async def _recognizer_or_key(self) -> Recognizer | str | None:
+        """The call's recognizer, made on the first grammar. While it is still being made (the model loads
+        in a thread when the call starts), keys are polled: a key pressed meanwhile is returned instead.
+        None: speech is unavailable for this call (keys only from now on)."""
+        if self._recognizer is not None or self._speech_broken or self.recognizer_factory is None:
+            return self._recognizer
+        if self._making is None:
+            self._making = asyncio.ensure_future(asyncio.to_thread(self.recognizer_factory))
+        while not self._making.done():
+            key = await self._wait_digit(self.key_poll)
+            if key:
+                return key  # the recognizer goes on loading for the next question
+        try:
+            self._recognizer = self._making.result()
+        except Exception as exc:
+            self._speech_broken = True
+            log.error("speech input unavailable, keys only for this call: %s", exc)
         return self._recognizer
 
     async def collect(self, command: Collect, typed_ahead: str) -> Digits | Speech | NoInput:
@@ -159,7 +169,9 @@ class EagiChannel(AgiChannel):
         keys = await self.play(command.prompts, barge_in=True)
         if keys:
             return await self._more_keys(command, keys)
-        recognizer = await self._get_recognizer()
+        recognizer = await self._recognizer_or_key()
+        if isinstance(recognizer, str):
+            return await self._more_keys(command, recognizer)
         if recognizer is None:
             return await self._keys_only(command)
         try:

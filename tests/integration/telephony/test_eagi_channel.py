@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,6 +219,56 @@ def test_a_broken_model_falls_back_to_keys(tmp_path: Path, pipe: tuple[int, int]
     )
     try:
         assert asyncio.run(channel.collect(MENU, "")) == Digits("3")
-        assert channel._speech_broken
     finally:
+        channel.close()
+
+
+def test_without_a_model_a_question_with_phrases_is_keys_only(tmp_path: Path, pipe: tuple[int, int]) -> None:
+    read_fd, write_fd = pipe
+
+    def broken() -> FakeRecognizer:
+        raise RuntimeError("no model")
+
+    asterisk = Asterisk(write_fd, SPOKEN)
+    channel = EagiChannel(
+        asterisk,
+        Voice(tmp_path),
+        "operator",
+        "ru",
+        audio=Fd3Audio(read_fd).start(),
+        recognizer_factory=broken,
+    )
+    try:
+        assert asyncio.run(channel.collect(MENU, "")) == NoInput()
+        assert "WAIT FOR DIGIT 1000" in asterisk.commands  # the question's own timeout, keys only
+        assert asyncio.run(channel.collect(MENU, "")) == NoInput()
+    finally:
+        channel.close()
+
+
+def test_a_key_while_the_model_still_loads_wins(tmp_path: Path, pipe: tuple[int, int]) -> None:
+    read_fd, write_fd = pipe
+    loaded = threading.Event()
+    recognizer = FakeRecognizer()
+
+    def slow() -> FakeRecognizer:
+        loaded.wait(10)
+        return recognizer
+
+    class KeyThenLoaded(Asterisk):
+        async def command(self, text: str, *, timeout: float) -> AgiResponse:
+            response = await super().command(text, timeout=timeout)
+            if response.value > 0:
+                loaded.set()  # the model finishes loading only after the key (asyncio.run joins the thread)
+            return response
+
+    asterisk = KeyThenLoaded(write_fd, b"", key_at=2, key="4")
+    channel = EagiChannel(
+        asterisk, Voice(tmp_path), "operator", "ru", audio=Fd3Audio(read_fd).start(), recognizer_factory=slow
+    )
+    try:
+        assert asyncio.run(channel.collect(MENU, "")) == Digits("4")
+        assert recognizer.grammars == []  # never listened: the key came first
+    finally:
+        loaded.set()
         channel.close()
