@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,26 @@ from ivr.app.bootstrap import SchemaOutOfDate, build_app, check_schema
 from ivr.cli import main
 from ivr.config import load_settings
 from ivr.db.migrate import head_revision, upgrade
+
+
+@pytest.fixture(autouse=True)
+def _cli_logging_handlers() -> Iterator[None]:
+    """`ivr.cli.main` puts its handlers on the root logger; an earlier in-process CLI test may have left one
+    on a stream pytest has closed since ("--- Logging error ---" in stderr). Take them away, closed (a
+    file handler left open is a ResourceWarning, an error here), before and after each test."""
+
+    def drop() -> None:
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            if getattr(handler, "_ivr", False):
+                root.removeHandler(handler)
+                handler.close()
+
+    level = logging.getLogger().level
+    drop()
+    yield
+    drop()
+    logging.getLogger().setLevel(level)
 
 
 def _db_at(tmp_path: Path, revision: str) -> str:
