@@ -80,6 +80,9 @@ class CallHandler:
                 with contextlib.suppress(ChannelFailed, ChannelHungUp, OSError):
                     await channel.publish_error()
                 return None
+            # The service-number table may have chosen another line than the dialplan named: prompts come
+            # from the line that actually runs.
+            channel.line = session.call.line
             # A broken channel is not asked for anything more: with IVR_RESULT unset the dialplan takes
             # its failure path (apology, operator) by itself.
             return await session.run()

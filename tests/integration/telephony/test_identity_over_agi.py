@@ -140,3 +140,16 @@ def test_dtmf_flood_and_non_digit_keys(settings: Settings, caplog: pytest.LogCap
         )
     assert script.variables.get("IVR_RESULT") in ("transfer", "hangup"), script.history
     assert "unexpected error" not in caplog.text and "Traceback" not in caplog.text
+
+
+def test_prompts_come_from_the_line_the_number_table_chose(settings: Settings) -> None:
+    # The dialplan names the wrong line for the loyalty number; the server's table picks "loyalty", and
+    # what the caller hears must be the loyalty line's prompts, not missing operator ones.
+    script = place(
+        settings,
+        agi_header("operator?did=88005553609&trust=no&roaming=no", caller=IVAN, extension="88005553609"),
+        CallScript(),
+    )
+    assert script.streamed, "the caller heard nothing"
+    assert all("/loyalty/" in name or "/common/" in name or "/words/" in name for name in script.streamed)
+    assert any("/loyalty/" in name for name in script.streamed)
