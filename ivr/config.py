@@ -108,16 +108,6 @@ class Settings:
         assert self.log_dir is not None
         return Path(self.log_dir)
 
-    def redacted(self) -> dict[str, Any]:
-        """Settings as a dict safe to print or log."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        if out.get("ami_secret"):
-            out["ami_secret"] = "***"
-        if isinstance(out.get("database_url"), str) and "@" in out["database_url"]:
-            scheme, rest = out["database_url"].split("://", 1)
-            out["database_url"] = f"{scheme}://***@{rest.split('@', 1)[1]}"
-        return out
-
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 

@@ -38,14 +38,6 @@ ERROR_PROMPT = "error_apology"
 ActionInvoker = Callable[[InvokeAction, Mapping[str, Any]], Awaitable[ActionResult]]
 
 
-class EngineState(Protocol):
-    @property
-    def finished(self) -> bool: ...
-
-    @property
-    def vars(self) -> Mapping[str, Any]: ...
-
-
 class DialogEngine(Protocol):
     def start(self, event: CallStarted) -> tuple[Any, list[Command]]: ...
 
