@@ -1,6 +1,6 @@
 """Calls benchmark: N concurrent sipp calls through Asterisk and the FastAGI server, on loopback.
 
-Starts a private line (ivr.telephony.localline: temp var dir, demo database, own ports), places N calls
+Starts a private line (ivr.testbed.localline: temp var dir, demo database, own ports), places N calls
 at once (each: 0505, key 1 = balance, then hang up), and reports successes, wall time and the CPU used by
 Asterisk and by `ivr serve` (from /proc, user+system).
 
@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from ivr.telephony import asterisk
+from ivr.testbed import asterisk
 from ivr.telephony.ami import CallWatcher
-from ivr.telephony.dialer import dial
-from ivr.telephony.localline import LocalLine
+from ivr.testbed.dialer import dial
+from ivr.testbed.localline import LocalLine
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

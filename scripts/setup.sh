@@ -88,7 +88,7 @@ import sys
 from pathlib import Path
 
 from ivr.config import load_settings
-from ivr.telephony.asterisk import ensure_secrets
+from ivr.testbed.asterisk import ensure_secrets
 
 settings = load_settings(var_dir=Path(sys.argv[1]))
 path = ensure_secrets(settings)

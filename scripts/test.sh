@@ -23,6 +23,8 @@ else
 fi
 echo "== mypy" >&2
 .venv/bin/mypy ivr || status=1
+echo "== import contracts (the layer rule)" >&2
+.venv/bin/lint-imports --no-cache || status=1
 
 echo "== pytest" >&2
 set +e

@@ -229,7 +229,7 @@ _TEMPLATES = Templates()
 
 
 def _seed_into(url: str) -> None:
-    from ivr.db.seed import init_demo
+    from ivr.testbed.demo_data import init_demo
 
     init_demo(url)
 

@@ -31,7 +31,7 @@ from ivr.engine.actions import ActionInfo
 from ivr.engine.events import ActionResult
 from ivr.logs import call_id_var
 from ivr.services import auth, balance, blocking, bonus, cards, otp, password, tariffs
-from ivr.services.common import Origin
+from ivr.services.common import Origin, load_subscriber
 
 log = logging.getLogger(__name__)
 
@@ -345,8 +345,6 @@ def _number_unblock(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext
 def _account_of(uow: UnitOfWork, ctx: ActionContext) -> int:
     if ctx.vars.get("account_id") not in (None, ""):
         return _account(ctx)
-    from ivr.services.common import load_subscriber
-
     return load_subscriber(uow, _subscriber(ctx)).account_id
 
 

@@ -10,18 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
+
+from ivr.app import actions
+from ivr.app.lines import LinesFileError, load_service_numbers
+from ivr.app.session import ActionInvoker, Session
+from ivr.app.sms import SmsPump, sender_from_settings
 from ivr.config import Settings, StartupRefused
+from ivr.db.migrate import current_revision, head_revision
+from ivr.db.models import SmsOutbox
+from ivr.db.session import make_uow_factory
 from ivr.engine.commands import InvokeAction
 from ivr.engine.engine import Engine
 from ivr.engine.events import ActionResult, CallStarted
-from ivr.prompts.trees import TreeStore
 from ivr.prompts.voice import PromptVoice
 from ivr.telephony.channel import CallChannel
-from ivr.telephony.session import ActionInvoker, Session
+from ivr.trees.store import TreeStore
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +46,6 @@ class SchemaOutOfDate(StartupRefused):
 def check_schema(url: str) -> None:
     """Refuse to serve on a database whose schema is behind (or ahead of) the code. An unreachable
     database is only logged: calls then get the apology and an operator, and recover when it returns."""
-    from ivr.db.migrate import current_revision, head_revision
-
     try:
         current = current_revision(url)
     except Exception as exc:  # the driver's own error types differ per database
@@ -79,8 +86,6 @@ class LineApp:
         log.info("reloaded trees (%s) and prompt texts", ",".join(self.trees.lines()) or "none")
 
     def _load_service_numbers(self, *, keep_old: bool = False) -> Any:
-        from ivr.app.lines import LinesFileError, load_service_numbers
-
         try:
             self.service_numbers = load_service_numbers(self.settings.prompts)
         except LinesFileError as exc:
@@ -112,8 +117,6 @@ class LineApp:
         )
 
     def _action_invoker(self, call: CallStarted) -> ActionInvoker:
-        from ivr.app import actions  # imported late: it pulls in the database layer
-
         uow_factory = self._database()
         changes_state = {name for name, info in actions.catalog().items() if info.changes_state}
 
@@ -136,9 +139,6 @@ class LineApp:
     def _database(self) -> Any:
         """The unit-of-work factory (one per process) and the SMS outbox pump beside it, made on first use."""
         if self._uow_factory is None:
-            from ivr.app.sms import SmsPump, sender_from_settings
-            from ivr.db.session import make_uow_factory
-
             self._uow_factory = make_uow_factory(self.settings.db_url)
             self._sms_pump = SmsPump(self._uow_factory, sender_from_settings(self.settings))
             self._sms_pump.start()
@@ -147,12 +147,6 @@ class LineApp:
     def last_sms_code(self) -> str | None:
         """The one-time code in the newest one-time-code SMS (simulator and scenarios only: it plays the
         caller's phone reading its messages)."""
-        import re
-
-        from sqlalchemy import select
-
-        from ivr.db.models import SmsOutbox
-
         with self._database()(write=False) as uow:
             text = uow.session.scalars(
                 select(SmsOutbox.text).where(SmsOutbox.kind == "otp").order_by(SmsOutbox.id.desc())
@@ -174,14 +168,7 @@ def build_app(settings: Settings) -> LineApp:
     """Load everything a call needs. Refuses to start with no valid line at all, or on a database whose
     schema does not match the code."""
     check_schema(settings.db_url)
-    catalog = None
-    try:
-        from ivr.app import actions
-
-        catalog = actions.catalog()
-    except ImportError:
-        log.warning("ivr.app.actions not available: trees are loaded without the action catalogue")
-    trees = TreeStore(settings.prompts, catalog)
+    trees = TreeStore(settings.prompts, actions.catalog())
     refused = trees.reload()
     for line, errors in refused.items():
         for error in errors[:10]:

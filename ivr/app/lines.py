@@ -7,7 +7,7 @@ the one the engine sees:
 - the DID must be in the table, else `UnknownServiceNumber` (a LookupError: the drivers send the caller
   to the failure path, apology + operator);
 - the line is the table's (a dialplan that names another is logged and overruled);
-- `caller_id` becomes the normalised number (`ivr.services.callerid`), or None when withheld/garbage;
+- `caller_id` becomes the normalised number (`ivr.numbering.phone`), or None when withheld/garbage;
 - `caller_id_trusted` = the table's trust AND the dialplan's flag AND a readable Russian caller ID: the
   dialplan may take trust away, never grant it (a trust=yes for an untrusted number is logged);
 - `roaming` is the table's;
@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from ivr.engine.events import CallStarted
-from ivr.services.callerid import parse_caller_id, service_number_key
+from ivr.numbering.phone import parse_caller_id, service_number_key
 
 log = logging.getLogger(__name__)
 

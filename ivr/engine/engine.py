@@ -39,23 +39,23 @@ from ivr.engine.events import (
     Speech,
 )
 from ivr.engine.tree import (
-    Action,
+    ActionNode,
     AnyNode,
-    CallFlow,
+    CallFlowNode,
     Choice,
-    Choose,
-    CollectDigits,
+    ChooseNode,
+    CollectDigitsNode,
     Condition,
-    Confirm,
+    ConfirmNode,
     HangUpNode,
-    If,
-    Menu,
+    IfNode,
+    MenuNode,
     PromptSpec,
     RetryHandler,
-    Return,
-    Say,
+    ReturnNode,
+    SayNode,
     SetLanguageNode,
-    SetVars,
+    SetVarsNode,
     TransferNode,
     Tree,
 )
@@ -230,25 +230,25 @@ class _Run:
     def enter_one(self, node: AnyNode) -> str | None:
         """Run a node; return the next node id, or None when the call now waits (or has ended)."""
         match node:
-            case Menu() | CollectDigits() | Confirm():
-                if isinstance(node, Menu) and node.id == self.s.main_menu:
+            case MenuNode() | CollectDigitsNode() | ConfirmNode():
+                if isinstance(node, MenuNode) and node.id == self.s.main_menu:
                     self.history = [node.id]  # the main menu is the root: "back" from it repeats it
-                elif isinstance(node, Menu) and (not self.history or self.history[-1] != node.id):
+                elif isinstance(node, MenuNode) and (not self.history or self.history[-1] != node.id):
                     self.history.append(node.id)
                 self.waiting = "input"
                 self.commands.append(self.collect(node, node.prompts))
                 return None
-            case Choose():
+            case ChooseNode():
                 items = self.vars.get(node.items) or []
                 if not items:
                     return node.empty or self.s.main_menu
                 self.waiting = "input"
                 self.commands.append(self.collect(node, self.choose_prompts(node)))
                 return None
-            case Say():
+            case SayNode():
                 self.play(node.prompts)
                 return node.goto
-            case Action():
+            case ActionNode():
                 self.waiting = "action"
                 args = {name: self.fill(value) for name, value in node.args.items()}
                 visit = self.visits.get(node.id, 1)
@@ -258,10 +258,10 @@ class _Run:
                 self.play(node.prompts or (self.key(self.s.transfer_prompt),))
                 self.transfer(node.queue or self.s.operator_queue, node.reason or node.id, node.context)
                 return None
-            case CallFlow():
+            case CallFlowNode():
                 self.returns.append(node.goto)
                 return node.flow
-            case Return():
+            case ReturnNode():
                 if self.returns:
                     return self.returns.pop()
                 log.warning("return at %r without a caller flow; going to the main menu", node.id)
@@ -269,12 +269,12 @@ class _Run:
             case SetLanguageNode():
                 self.switch_language(node.language)
                 return node.goto
-            case If():
+            case IfNode():
                 for branch in node.branches:
                     if all(self.holds(c) for c in branch.when):
                         return branch.goto
                 return node.otherwise
-            case SetVars():
+            case SetVarsNode():
                 for name, value in node.values.items():
                     self.vars[name] = self.fill(value)
                 return node.goto
@@ -308,7 +308,9 @@ class _Run:
 
     def allowed_universal(self, node: AnyNode | None) -> frozenset[str]:
         allowed = (
-            node.universal if isinstance(node, Menu) else frozenset({"repeat", "back", "main", "operator"})
+            node.universal
+            if isinstance(node, MenuNode)
+            else frozenset({"repeat", "back", "main", "operator"})
         )
         if self.returns:  # inside a sub-flow (identification): leaving it by main/back would skip its end
             allowed = allowed - {"main", "back"}
@@ -326,12 +328,12 @@ class _Run:
 
     def escape_keys(self, node: AnyNode) -> str:
         keys = self.universal_keys(node)
-        if isinstance(node, CollectDigits):
+        if isinstance(node, CollectDigitsNode):
             # Digits are part of the number being typed; only non-digit keys can escape.
             return "".join(k for k in keys if not k.isdigit() and k != node.terminator)
         return "".join(keys)
 
-    def choose_prompts(self, node: Choose) -> tuple[PromptSpec, ...]:
+    def choose_prompts(self, node: ChooseNode) -> tuple[PromptSpec, ...]:
         item = (replace(node.item_prompt, each=node.items),) if node.item_prompt else ()
         return tuple(node.prompts) + item
 
@@ -342,19 +344,19 @@ class _Run:
         first, inter = self.s.first_digit_timeout, self.s.inter_digit_timeout
         refs = self.refs(specs)
         escape = self.escape_keys(node)
-        if isinstance(node, Menu):
+        if isinstance(node, MenuNode):
             for choice in node.choices:
                 grammar.extend(choice.phrases.get(self.language, ()))
             return Collect(refs, 1, 1, first, inter, None, tuple(grammar), escape)
-        if isinstance(node, Confirm):
+        if isinstance(node, ConfirmNode):
             yes, no = self.confirm_phrases()
             return Collect(refs, 1, 1, first, inter, None, (*yes, *no, *grammar), escape)
-        if isinstance(node, Choose):
+        if isinstance(node, ChooseNode):
             items = self.list_items(node)
             grammar.extend(str(item.get("name")) for item in items if item.get("name"))
             width = max((len(str(item.get("key", ""))) for item in items), default=1)
             return Collect(refs, width, 1, first, inter, None if width == 1 else "#", tuple(grammar), escape)
-        assert isinstance(node, CollectDigits)
+        assert isinstance(node, CollectDigitsNode)
         return Collect(
             refs,
             node.max_length,
@@ -367,12 +369,12 @@ class _Run:
             node.secret,
         )
 
-    def list_items(self, node: Choose) -> list[Mapping[str, Any]]:
+    def list_items(self, node: ChooseNode) -> list[Mapping[str, Any]]:
         items = self.vars.get(node.items) or []
         return [i for i in items if isinstance(i, Mapping)]
 
     def base_prompts(self, node: AnyNode) -> tuple[PromptSpec, ...]:
-        if isinstance(node, Choose):
+        if isinstance(node, ChooseNode):
             return self.choose_prompts(node)
         return tuple(getattr(node, "prompts", ()))
 
@@ -398,7 +400,7 @@ class _Run:
             handlers, count = retries.no_match, self.no_match
         handler: RetryHandler = handlers[min(count, len(handlers)) - 1]
         before: tuple[PromptSpec, ...] = handler.prompts
-        if kind == "no_match" and isinstance(node, CollectDigits) and node.invalid:
+        if kind == "no_match" and isinstance(node, CollectDigitsNode) and node.invalid:
             before = (*node.invalid, *before)
         log.info("%s #%d at %s -> %s", kind, count, node.id, handler.then)
         if handler.then == "reprompt":
@@ -448,7 +450,7 @@ class _Run:
         if isinstance(event, NoInput):
             self.retry(node, "no_input")
             return
-        if isinstance(node, Choose) and self.choose(node, event):
+        if isinstance(node, ChooseNode) and self.choose(node, event):
             return
         universal = self.universal(node, event)
         if universal:
@@ -494,7 +496,7 @@ class _Run:
                 self.reprompt(node, ())
 
     def match(self, node: AnyNode, event: Digits | Speech) -> bool:
-        if isinstance(node, Menu):
+        if isinstance(node, MenuNode):
             choice = self.menu_choice(node, event)
             if choice is None:
                 return False
@@ -502,13 +504,13 @@ class _Run:
                 self.switch_language(choice.language)
             self.enter(choice.goto)
             return True
-        if isinstance(node, Confirm):
+        if isinstance(node, ConfirmNode):
             answer = self.confirm_answer(event)
             if answer is None:
                 return False
             self.enter(node.yes if answer else node.no)
             return True
-        if isinstance(node, CollectDigits):
+        if isinstance(node, CollectDigitsNode):
             digits = event.digits if isinstance(event, Digits) else re.sub(r"\D", "", event.text)
             if node.terminator:
                 digits = digits.rstrip(node.terminator)
@@ -524,7 +526,7 @@ class _Run:
             return True
         return False
 
-    def menu_choice(self, node: Menu, event: Digits | Speech) -> Choice | None:
+    def menu_choice(self, node: MenuNode, event: Digits | Speech) -> Choice | None:
         if isinstance(event, Digits):
             return next((c for c in node.choices if c.key and c.key == event.digits), None)
         said = normalize_phrase(event.text)
@@ -549,7 +551,7 @@ class _Run:
             return True
         return None
 
-    def choose(self, node: Choose, event: Digits | Speech) -> bool:
+    def choose(self, node: ChooseNode, event: Digits | Speech) -> bool:
         items = self.list_items(node)
         picked: Mapping[str, Any] | None = None
         if isinstance(event, Digits):
@@ -571,7 +573,7 @@ class _Run:
 
     def on_action(self, result: ActionResult) -> None:
         node = self.tree.nodes[self.node]
-        assert isinstance(node, Action)
+        assert isinstance(node, ActionNode)
         self.last_action = f"{node.name}:{result.status}"  # the Session publishes IVR_LAST_ACTION
         if result.status == "error":
             log.warning("action %s failed at %s; apology and operator", node.name, node.id)

@@ -1,7 +1,7 @@
 """The prompt tree as the engine sees it: an immutable, already validated model.
 
-`ivr.prompts.trees` builds a `Tree` from YAML (and checks it); unit tests may build one directly.
-Every node has an `id` and a `line` (its line in the YAML file, 0 when built in code) so runtime logs and
+`ivr.trees.loader` builds a `Tree` from YAML (and checks it); unit tests may build one directly.
+Every node has an `id` and a `lineno` (its line in the YAML file, 0 when built in code) so runtime logs and
 validation errors can point at the source.
 """
 
@@ -43,7 +43,7 @@ class Condition:
     var: str
     op: str = "true"
     value: Any = None
-    line: int = 0
+    lineno: int = 0
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class PromptSpec:
     each: str | None = None
     limit: int | None = None
     when: Condition | None = None
-    line: int = 0
+    lineno: int = 0
 
 
 @dataclass(frozen=True)
@@ -133,19 +133,19 @@ class Choice:
     phrases: Mapping[str, tuple[str, ...]]  # language -> phrases
     goto: str
     language: str | None = None  # choosing it switches the call's language
-    line: int = 0
+    lineno: int = 0
 
 
 @dataclass(frozen=True)
 class Node:
     id: str
-    line: int = 0
+    lineno: int = 0
     # Per-node override of the line's retry handlers.
     retries: Retries | None = None
 
 
 @dataclass(frozen=True)
-class Menu(Node):
+class MenuNode(Node):
     prompts: tuple[PromptSpec, ...] = ()
     help: tuple[PromptSpec, ...] = ()
     choices: tuple[Choice, ...] = ()
@@ -155,7 +155,7 @@ class Menu(Node):
 
 
 @dataclass(frozen=True)
-class CollectDigits(Node):
+class CollectDigitsNode(Node):
     prompts: tuple[PromptSpec, ...] = ()
     help: tuple[PromptSpec, ...] = ()
     into: str = ""
@@ -172,13 +172,13 @@ class CollectDigits(Node):
 
 
 @dataclass(frozen=True)
-class Say(Node):
+class SayNode(Node):
     prompts: tuple[PromptSpec, ...] = ()
     goto: str = ""
 
 
 @dataclass(frozen=True)
-class Confirm(Node):
+class ConfirmNode(Node):
     prompts: tuple[PromptSpec, ...] = ()
     help: tuple[PromptSpec, ...] = ()
     yes: str = ""
@@ -186,7 +186,7 @@ class Confirm(Node):
 
 
 @dataclass(frozen=True)
-class Action(Node):
+class ActionNode(Node):
     name: str = ""
     args: Mapping[str, Any] = field(default_factory=dict)  # "{var}" strings are filled from call vars
     branches: Mapping[str, str] = field(default_factory=dict)  # status -> node id
@@ -202,7 +202,7 @@ class TransferNode(Node):
 
 
 @dataclass(frozen=True)
-class CallFlow(Node):
+class CallFlowNode(Node):
     """Run a shared sub-flow starting at `flow`; its `return` node comes back to `goto`."""
 
     flow: str = ""
@@ -210,7 +210,7 @@ class CallFlow(Node):
 
 
 @dataclass(frozen=True)
-class Return(Node):
+class ReturnNode(Node):
     pass
 
 
@@ -224,23 +224,23 @@ class SetLanguageNode(Node):
 class Branch:
     when: tuple[Condition, ...]  # all must hold
     goto: str
-    line: int = 0
+    lineno: int = 0
 
 
 @dataclass(frozen=True)
-class If(Node):
+class IfNode(Node):
     branches: tuple[Branch, ...] = ()
     otherwise: str = ""
 
 
 @dataclass(frozen=True)
-class SetVars(Node):
+class SetVarsNode(Node):
     values: Mapping[str, Any] = field(default_factory=dict)
     goto: str = ""
 
 
 @dataclass(frozen=True)
-class Choose(Node):
+class ChooseNode(Node):
     """Say each item of a list variable (`item_prompt`), then collect the caller's choice by the item's
     `key` (or its `name` spoken). Stores the key in `into` and each other field of the chosen item in
     `<into>_<field>` (e.g. `plan_key_name`)."""
@@ -261,21 +261,21 @@ class HangUpNode(Node):
 
 
 AnyNode = (
-    Menu
-    | CollectDigits
-    | Say
-    | Confirm
-    | Action
+    MenuNode
+    | CollectDigitsNode
+    | SayNode
+    | ConfirmNode
+    | ActionNode
     | TransferNode
-    | CallFlow
-    | Return
+    | CallFlowNode
+    | ReturnNode
     | SetLanguageNode
-    | If
-    | SetVars
-    | Choose
+    | IfNode
+    | SetVarsNode
+    | ChooseNode
     | HangUpNode
 )
-WAITING_KINDS = (Menu, CollectDigits, Confirm, Choose)
+WAITING_KINDS = (MenuNode, CollectDigitsNode, ConfirmNode, ChooseNode)
 
 
 @dataclass(frozen=True)
@@ -293,23 +293,23 @@ class Tree:
 def successors(node: AnyNode) -> list[tuple[str, str]]:
     """(label, target) edges leaving a node, in source order."""
     match node:
-        case Menu():
+        case MenuNode():
             return [(c.key or "/".join(next(iter(c.phrases.values()), ())), c.goto) for c in node.choices]
-        case CollectDigits() | Say() | SetLanguageNode() | SetVars() | Choose():
+        case CollectDigitsNode() | SayNode() | SetLanguageNode() | SetVarsNode() | ChooseNode():
             out = [("", node.goto)]
-            if isinstance(node, Choose) and node.empty:
+            if isinstance(node, ChooseNode) and node.empty:
                 out.append(("empty", node.empty))
             return out
-        case Confirm():
+        case ConfirmNode():
             return [("yes", node.yes), ("no", node.no)]
-        case Action():
+        case ActionNode():
             out = [(status, target) for status, target in node.branches.items()]
             if node.default:
                 out.append(("*", node.default))
             return out
-        case CallFlow():
+        case CallFlowNode():
             return [("call", node.flow), ("return", node.goto)]
-        case If():
+        case IfNode():
             return [(f"if{i + 1}", b.goto) for i, b in enumerate(node.branches)] + [("else", node.otherwise)]
         case _:
             return []

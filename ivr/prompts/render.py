@@ -36,8 +36,9 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ivr.config import Settings, load_settings
 from ivr.prompts.tts import SynthesisError, TtsEngine, get_engine
 from ivr.prompts.voice import (
     COMMON,
@@ -50,9 +51,6 @@ from ivr.prompts.voice import (
     slug,
     vocabulary,
 )
-
-if TYPE_CHECKING:
-    from ivr.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -466,8 +464,6 @@ def render_names(
     `{x:name}` placeholders have audio. Unchanged names are skipped (manifest). A name missing at call
     time is skipped with a warning, never an error."""
     if settings is None:
-        from ivr.config import load_settings
-
         settings = load_settings()
     languages = list(langs) if langs else sorted(WORDING)
     return render_jobs(

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from ivr.engine.commands import PromptRef
 from ivr.prompts import wording_en, wording_ru
-from ivr.prompts.texts import PLACEHOLDER, PLACEHOLDER_KINDS, read_text_file
+from ivr.trees.texts import PLACEHOLDER, PLACEHOLDER_KINDS, read_text_file
 
 if TYPE_CHECKING:
     from ivr.config import Settings

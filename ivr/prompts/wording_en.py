@@ -180,9 +180,7 @@ def digits(text: str) -> Words:
 def phone(number_digits: str) -> Words:
     """Read in the same groups as in Russian, digit by digit (the English habit):
     79221110505 -> "plus seven, nine two two, one one one, zero five, zero five"."""
-    from ivr.prompts.wording_ru import phone_groups
-
-    plus, groups = phone_groups(number_digits)
+    plus, groups = wording_units.phone_groups(number_digits)
     words: list[str] = [PLUS] if plus else []
     for i, group in enumerate(groups):
         if i:

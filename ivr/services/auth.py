@@ -132,7 +132,7 @@ def verify_pin(
     caller: str = NO_CALLER,
 ) -> PinCheck:
     """Check the PIN for `number`, called by `caller` (a throttling bucket, see
-    `ivr.services.callerid.CallerId.bucket`). Changes state (failure counters): run it in a write unit
+    `ivr.numbering.phone.CallerId.bucket`). Changes state (failure counters): run it in a write unit
     of work and commit whatever it returns."""
     msisdn = normalize_msisdn(number)
     if throttled(uow, caller, msisdn):

@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 
 from ivr.db.models import Account, Charge, Payment, PromisedPayment
 from ivr.db.session import UnitOfWork
+from ivr.services.bonus import live_points
 from ivr.services.common import (
     NO_ORIGIN,
     Origin,
@@ -131,8 +132,6 @@ def active_promise(uow: UnitOfWork, account_id: int) -> PromisedPayment | None:
 
 
 def report(uow: UnitOfWork, subscriber_id: int) -> BalanceReport:
-    from ivr.services.bonus import live_points  # bonus imports balance for charges
-
     sub = load_subscriber(uow, subscriber_id)
     account = sub.account
     charges = uow.session.scalars(

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from ivr.db.models import Account, LoyaltyCard, Subscriber
 from ivr.db.session import UnitOfWork
+from ivr.numbering.cards import valid_card_number, with_ean13_check_digit
 from ivr.services.auth import find_subscriber
 from ivr.services.common import MENU_KEYS, NO_ORIGIN, Origin, audit, lock_account, menu_index, once, queue_sms
 
@@ -65,27 +66,6 @@ class CardChange:
     status: str  # ok | already_blocked | not_blocked | unknown_card
     card_last4: str | None = None
     new_card_last4: str | None = None
-
-
-def ean13_check_digit(first12: str) -> int:
-    total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(first12))
-    return (10 - total % 10) % 10
-
-
-def luhn_valid(number: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(number)):
-        d = int(ch)
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
-def valid_card_number(number: str) -> bool:
-    if re.fullmatch(r"\d{13}", number):
-        return ean13_check_digit(number[:12]) == int(number[12])
-    return bool(re.fullmatch(r"\d{16,19}", number)) and luhn_valid(number)
 
 
 def _clean(number: object) -> str:
@@ -249,7 +229,7 @@ def unblock_card(
 def _new_virtual_number(uow: UnitOfWork) -> str:
     while True:
         first12 = "29" + "".join(secrets.choice("0123456789") for _ in range(10))
-        number = first12 + str(ean13_check_digit(first12))
+        number = with_ean13_check_digit(first12)
         if uow.session.scalars(select(LoyaltyCard.id).where(LoyaltyCard.number == number)).first() is None:
             return number
 

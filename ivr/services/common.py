@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from ivr.db.models import Account, AuditRecord, IdempotencyRecord, SmsOutbox, Subscriber
 from ivr.db.session import UnitOfWork
-from ivr.services import callerid
+from ivr.numbering import phone
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +91,9 @@ def verify_secret(stored_hash: str | None, secret: str) -> bool:
 
 
 def normalize_msisdn(raw: str | None) -> str | None:
-    """A Russian number as 11 digits starting with 7, or None (see `ivr.services.callerid`, the one
+    """A Russian number as 11 digits starting with 7, or None (see `ivr.numbering.phone`, the one
     implementation of number normalisation)."""
-    return callerid.normalize_msisdn(raw)
+    return phone.normalize_msisdn(raw)
 
 
 # --- loaders and access ------------------------------------------------------------------------------

@@ -22,8 +22,8 @@ from sqlalchemy import delete, func, select
 
 from ivr.db.models import OneTimeCode, SmsOutbox
 from ivr.db.session import UnitOfWork
+from ivr.numbering.phone import keyed_digits
 from ivr.services.auth import NO_CALLER, record_failure, throttled, unlock_pin
-from ivr.services.callerid import keyed_digits
 from ivr.services.common import (
     NO_ORIGIN,
     Origin,

@@ -17,13 +17,12 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ivr.engine.events import CallStarted
-from ivr.logs import call_id_var
 from ivr.telephony.agi import AgiProtocolError, AgiRequest, StreamTransport, parse_request, read_header
 from ivr.telephony.agi_channel import AgiChannel, PromptFiles
-from ivr.telephony.channel import CallChannel, ChannelFailed, ChannelHungUp
-from ivr.telephony.session import CallOutcome, Session
+from ivr.telephony.channel import ChannelHungUp
 
 log = logging.getLogger(__name__)
 
@@ -43,56 +42,27 @@ def call_from_request(request: AgiRequest, default_language: str) -> CallStarted
     )
 
 
-class CallHandler:
-    """What both AGI entries need from the application: a Session for a call, the prompt files, and
-    a reload hook. `ivr.app.bootstrap.LineApp` is the real one; tests pass doubles."""
+class AgiCallHandler(Protocol):
+    """What both AGI entries need from the application (`ivr.app.session.CallHandler` is the real one;
+    tests pass doubles): the prompt files, the call's defaults, a reload hook, and the call itself."""
 
-    def __init__(
-        self,
-        session_factory: Callable[[CallStarted, CallChannel], Session],
-        voice: PromptFiles,
-        *,
-        default_language: str = "ru",
-        read_timeout: float = 30.0,
-        reload: Callable[[], None] | None = None,
-    ) -> None:
-        self.session_factory = session_factory
-        self.voice = voice
-        self.default_language = default_language
-        self.read_timeout = read_timeout
-        self.reload = reload
+    voice: PromptFiles
+    default_language: str
+    read_timeout: float
+    reload: Callable[[], None] | None
 
-    async def run_call(self, request: AgiRequest, channel: AgiChannel) -> CallOutcome | None:
-        call = call_from_request(request, self.default_language)
-        token = call_id_var.set(call.call_id or "-")
-        log.info(
-            "agi request line=%s did=%s trust=%s roaming=%s",
-            call.line,
-            call.did,
-            "yes" if call.facts.get("caller_id_trusted") else "no",
-            "yes" if call.facts.get("roaming") else "no",
-        )
-        try:
-            try:
-                session = self.session_factory(call, channel)
-            except LookupError:
-                log.error("no line %r (did=%s): sending the caller to the failure path", call.line, call.did)
-                with contextlib.suppress(ChannelFailed, ChannelHungUp, OSError):
-                    await channel.publish_error()
-                return None
-            # The service-number table may have chosen another line than the dialplan named: prompts come
-            # from the line that actually runs.
-            channel.line = session.call.line
-            # A broken channel is not asked for anything more: with IVR_RESULT unset the dialplan takes
-            # its failure path (apology, operator) by itself.
-            return await session.run()
-        finally:
-            call_id_var.reset(token)
+    async def run_call(self, request: AgiRequest, channel: AgiChannel) -> CallEnd | None: ...
+
+
+class CallEnd(Protocol):
+    """How a call ended, as the drivers need it: `result` is "error" when the failure path took it."""
+
+    result: str
 
 
 @dataclass
 class FastAgiServer:
-    handler: CallHandler
+    handler: AgiCallHandler
     host: str = "127.0.0.1"
     port: int = 4573
     grace_seconds: float = 30.0

@@ -18,7 +18,7 @@ from typing import Any
 from ivr.telephony.agi import AgiProtocolError, AgiRequest, AgiResponse, parse_request
 from ivr.telephony.agi_channel import AgiChannel
 from ivr.telephony.channel import ChannelFailed, ChannelHungUp
-from ivr.telephony.fastagi import CallHandler
+from ivr.telephony.fastagi import AgiCallHandler
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class PystTransport:
 
 
 async def run_stdio_call(
-    handler: CallHandler,
+    handler: AgiCallHandler,
     script: str | None,
     agi: Any,
     make_channel: Callable[[AgiRequest, PystTransport], AgiChannel] | None = None,

@@ -1,5 +1,5 @@
 """The real line for e2e tests: the project-local Asterisk and `ivr serve`, started once per test session
-(ivr.telephony.localline: temporary var dir, fresh demo database, own loopback ports and AMI secret).
+(ivr.testbed.localline: temporary var dir, fresh demo database, own loopback ports and AMI secret).
 Without Asterisk or sipp the tests skip with the reason, unless CI is set: then they fail."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ivr.telephony.localline import LocalLine, missing_pieces
+from ivr.testbed.localline import LocalLine, missing_pieces
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

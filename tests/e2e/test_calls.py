@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session as DbSession
 
 from ivr.db.models import PasswordReset, SmsOutbox, Subscriber
 from ivr.telephony.ami import CallRecord, CallWatcher
-from ivr.telephony.dialer import DialResult, dial, run_sipp
-from ivr.telephony.localline import LocalLine as LineStack
+from ivr.testbed.dialer import DialResult, dial, run_sipp
+from ivr.testbed.localline import LocalLine as LineStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -254,7 +254,7 @@ def test_number_that_is_not_a_service_number(line_stack: LineStack) -> None:
 def test_softphone_with_its_password_is_identified(line_stack: LineStack, tmp_path: Path) -> None:
     """The local softphone endpoint (digest auth, password from var/secrets.toml) calls 0505 as a demo
     subscriber; a wrong password is refused."""
-    from ivr.telephony.asterisk import read_secrets
+    from ivr.testbed.asterisk import read_secrets
 
     password = read_secrets(line_stack.settings)["softphone_password"]
     xml = (Path(__file__).parent / "softphone_call.xml").read_text()

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session as DbSession
 from ivr.db.models import Base, SmsOutbox, Subscriber
 from ivr.db.session import make_uow_factory
 from ivr.services import auth
-from ivr.telephony.dialer import DialResult, dial
-from ivr.telephony.localline import LocalLine
+from ivr.testbed.dialer import DialResult, dial
+from ivr.testbed.localline import LocalLine
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -23,9 +23,9 @@ import pytest
 
 from ivr.config import PROJECT_ROOT, Settings
 from ivr.prompts.render import RenderJob, render_jobs
-from ivr.telephony.dialer import DialResult, dial
-from ivr.telephony.localline import LocalLine, missing_pieces
-from ivr.telephony.rtp_pcap import wav_to_pcap
+from ivr.testbed.dialer import DialResult, dial
+from ivr.testbed.localline import LocalLine, missing_pieces
+from ivr.testbed.rtp_pcap import wav_to_pcap
 
 pytestmark = [pytest.mark.e2e, pytest.mark.speech, pytest.mark.slow]
 

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from ivr.config import Settings, load_settings
-from ivr.engine_commands import prompt_describer
-from ivr.telephony.scenario import Scenario, Step, load_scenario, run_scenario
+from ivr.testbed.scenario import Scenario, Step, load_scenario, prompt_describer, run_scenario
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -22,7 +21,7 @@ SCENARIOS = sorted(HERE.rglob("*.yaml"))
 
 @pytest.fixture(scope="session")
 def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    seed = pytest.importorskip("ivr.db.seed")
+    seed = pytest.importorskip("ivr.testbed.demo_data")
     path = tmp_path_factory.mktemp("seed") / "demo.sqlite3"
     seed.init_demo(f"sqlite:///{path}")
     return path

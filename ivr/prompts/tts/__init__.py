@@ -11,39 +11,22 @@ offline engine with a warning when unreachable). `auto` = rhvoice if installed, 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Protocol
+
+from ivr.prompts.tts.base import SynthesisError, TtsEngine
+from ivr.prompts.tts.espeak import EspeakEngine
+from ivr.prompts.tts.google import GttsEngine
+from ivr.prompts.tts.rhvoice import RhvoiceEngine
 
 log = logging.getLogger(__name__)
 
 
-class SynthesisError(RuntimeError):
-    """The engine could not say a text (engine missing, voice missing, service unreachable)."""
-
-
-class TtsEngine(Protocol):
-    name: str
-
-    def available(self) -> bool: ...
-
-    def voice_for(self, lang: str) -> str | None:
-        """The voice used for a language, or None when this engine cannot speak it."""
-        ...
-
-    def synthesize(self, text: str, lang: str, out: Path) -> Path:
-        """Write `text` as audio to `out` (or a sibling with another suffix); return the file written."""
-        ...
-
+__all__ = ["ENGINE_NAMES", "SynthesisError", "TtsEngine", "get_engine"]
 
 ENGINE_NAMES = ("auto", "rhvoice", "espeak", "gtts")
 
 
 def get_engine(name: str, *, voices: dict[str, str] | None = None) -> TtsEngine:
     """An engine by name; `auto` picks rhvoice when installed, else espeak-ng."""
-    from ivr.prompts.tts.espeak import EspeakEngine
-    from ivr.prompts.tts.google import GttsEngine
-    from ivr.prompts.tts.rhvoice import RhvoiceEngine
-
     name = {"espeak-ng": "espeak"}.get(name, name)
     if name == "auto":
         rh = RhvoiceEngine(voices)

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ivr.prompts.tts import SynthesisError
+from ivr.prompts.tts.base import SynthesisError
 
 DEFAULT_VOICES = {"ru": "ru", "en": "en-gb", "ko": "ko"}
 

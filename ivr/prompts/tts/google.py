@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ivr.prompts.tts import SynthesisError
+from ivr.prompts.tts.base import SynthesisError
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ivr.prompts.tts import SynthesisError
+from ivr.prompts.tts.base import SynthesisError
 
 DEFAULT_VOICES = {"ru": "anna", "en": "slt"}
 VOICE_DIRS = (Path("/usr/share/RHVoice/voices"), Path("/usr/local/share/RHVoice/voices"))

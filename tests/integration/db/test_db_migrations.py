@@ -9,8 +9,8 @@ from sqlalchemy import func, inspect, select
 
 from ivr.db import migrate
 from ivr.db.models import Account, Base, Subscriber
-from ivr.db.seed import DEMO, init_demo
 from ivr.db.session import make_engine, make_uow_factory
+from ivr.testbed.demo_data import DEMO, init_demo
 
 APP_TABLES = set(Base.metadata.tables)
 

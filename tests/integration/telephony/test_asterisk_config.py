@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ivr.config import PROJECT_ROOT, Settings
-from ivr.telephony.asterisk import render_config
+from ivr.testbed.asterisk import render_config
 
 
 @pytest.fixture

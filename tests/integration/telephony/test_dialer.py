@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.telephony.dialer import KEY_PCAP, PCAP_DIR, DialError, renumbered_pcap, scenario
+from ivr.testbed.dialer import KEY_PCAP, PCAP_DIR, DialError, renumbered_pcap, scenario
 
 needs_pcaps = pytest.mark.skipif(not (PCAP_DIR / KEY_PCAP["1"]).exists(), reason="sip-tester not installed")
 

@@ -17,10 +17,11 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session as DbSession
 
 from ivr.app.bootstrap import build_app
+from ivr.app.session import CallHandler
 from ivr.config import PROJECT_ROOT, Settings, load_settings
 from ivr.db.models import Subscriber
-from ivr.db.seed import init_demo
-from ivr.telephony.fastagi import CallHandler, FastAgiServer
+from ivr.telephony.fastagi import FastAgiServer
+from ivr.testbed.demo_data import init_demo
 
 IVAN = "79161234567"
 AGI_COMMAND = re.compile(r"^(STREAM FILE|WAIT FOR DIGIT|SET VARIABLE|GET DATA|ANSWER|HANGUP|VERBOSE)\b")

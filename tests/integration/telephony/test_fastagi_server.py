@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from fake_asterisk import CallScript, agi_header, run_fake_call
 
+from ivr.app.session import CallHandler, Session
 from ivr.engine.commands import Collect, Command, HangUp, InvokeAction, PromptRef, SetVariable
 from ivr.engine.events import ActionResult, CallStarted, Digits, Event
 from ivr.telephony.channel import CallChannel
-from ivr.telephony.fastagi import CallHandler, FastAgiServer
-from ivr.telephony.session import Session
+from ivr.telephony.fastagi import FastAgiServer
 
 HEADER = agi_header("operator?did=0505&trust=yes&roaming=no")
 

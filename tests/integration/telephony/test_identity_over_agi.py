@@ -12,9 +12,10 @@ import pytest
 from fake_asterisk import CallScript, agi_header, run_fake_call
 
 from ivr.app.bootstrap import build_app
+from ivr.app.session import CallHandler
 from ivr.config import PROJECT_ROOT, Settings, load_settings
-from ivr.db.seed import init_demo
-from ivr.telephony.fastagi import CallHandler, FastAgiServer
+from ivr.telephony.fastagi import FastAgiServer
+from ivr.testbed.demo_data import init_demo
 
 IVAN = "79161234567"
 NATALIA = "79161110005"  # PIN 8888 (docs/demo-subscribers.md)

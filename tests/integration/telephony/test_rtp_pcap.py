@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.telephony.rtp_pcap import encode_alaw, linear_to_alaw, wav_to_pcap
+from ivr.testbed.rtp_pcap import encode_alaw, linear_to_alaw, wav_to_pcap
 
 
 def test_alaw_reference_points() -> None:

@@ -15,7 +15,7 @@ import pytest
 from fake_asterisk import CallScript, agi_header, run_fake_call
 
 from ivr.config import PROJECT_ROOT, load_settings
-from ivr.db.seed import init_demo
+from ivr.testbed.demo_data import init_demo
 
 
 @pytest.mark.timeout(120)
@@ -64,7 +64,7 @@ def test_serve_answers_reloads_and_stops(tmp_path: Path) -> None:
         if proc.stderr is not None:
             proc.stderr.close()
     log = (var / "log" / "ivr.log").read_text()
-    assert "[1.42] ivr.telephony.session: action balance.report status=ok" in log
+    assert "[1.42] ivr.app.session: action balance.report status=ok" in log
     assert "SIGTERM: stopping" in log and "FastAGI server stopped (served 1 calls" in log
     assert "SIGHUP: reloading trees and texts" in log
     assert "reloaded trees (loyalty,operator)" in log, rest[-2000:]

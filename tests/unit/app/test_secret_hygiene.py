@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ivr.engine.tree import CollectDigits
-from ivr.prompts.trees import load_tree
+from ivr.engine.tree import CollectDigitsNode
+from ivr.trees.loader import load_tree
 
 ROOT = Path(__file__).resolve().parents[3]
 CONF = ROOT / "asterisk_conf"
@@ -62,7 +62,7 @@ def test_every_secret_question_is_marked_secret(line: str) -> None:
     from ivr.app.actions import catalog
 
     tree = load_tree(ROOT / "prompts" / f"{line}.yaml", catalog())
-    collects = [n for n in tree.nodes.values() if isinstance(n, CollectDigits)]
+    collects = [n for n in tree.nodes.values() if isinstance(n, CollectDigitsNode)]
     secret_ones = [n for n in collects if SECRET_NAMES.search(n.into)]
     assert secret_ones, "the tree asks no secret at all?"
     for node in secret_ones:

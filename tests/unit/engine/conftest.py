@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from ivr.engine.tree import Tree
-from ivr.prompts.trees import build_tree, check_structure, read_yaml_with_lines
+from ivr.trees.loader import build_tree, check_structure
+from ivr.trees.yamlfile import read_yaml
 
 TREE = """
 version: 1
@@ -114,7 +115,7 @@ def make_tree(tmp_path: Path) -> Callable[[str], Tree]:
     def make(text: str = TREE) -> Tree:
         path = tmp_path / "test.yaml"
         path.write_text(text, encoding="utf-8")
-        data, lines = read_yaml_with_lines(path)
+        data, lines = read_yaml(path)
         errors = check_structure(data, lines, str(path))
         assert not errors, errors
         return build_tree(data, lines, str(path), None)

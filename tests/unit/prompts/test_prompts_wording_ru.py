@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from ivr.prompts import wording_ru as ru
+from ivr.prompts import wording_units
 
 J = ru.join
 
@@ -395,7 +396,7 @@ def test_phone(digits: str, expected: str) -> None:
     ],
 )
 def test_phone_groups_other_lengths(digits: str, groups: list[str]) -> None:
-    assert ru.phone_groups(digits)[1] == groups
+    assert wording_units.phone_groups(digits)[1] == groups
     assert "".join(groups) == "".join(ch for ch in digits if ch.isdigit())
 
 

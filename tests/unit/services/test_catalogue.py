@@ -7,9 +7,9 @@ import argparse
 from dbfixtures import UowFactory
 from sqlalchemy import select
 
+from ivr.cli.prompts import database_names
 from ivr.config import load_settings
 from ivr.db.models import Plan, Reward
-from ivr.prompts.commands import database_names
 from ivr.services.catalogue import spoken_names
 
 

@@ -286,7 +286,7 @@ def test_values_are_what_the_contract_lists(uow_factory: UowFactory) -> None:
 
 @pytest.mark.parametrize("line", ["operator", "loyalty"])
 def test_shipped_trees_validate_against_the_real_catalog(line: str) -> None:
-    from ivr.prompts.trees import load_tree
+    from ivr.trees.loader import load_tree
 
     path = CONTRACTS.parents[1] / "prompts" / f"{line}.yaml"
     if not path.is_file():

@@ -10,9 +10,10 @@ from dbfixtures import ANNA, IVAN, MIKHAIL, TATIANA, demo_ids, run_op
 from sqlalchemy import select
 
 from ivr.db.models import AuditRecord, LoyaltyCard, SmsOutbox
-from ivr.db.seed import FREE_CARDS, ean13
 from ivr.db.session import UowFactory
+from ivr.numbering.cards import with_ean13_check_digit as ean13
 from ivr.services import cards
+from ivr.testbed.demo_data import FREE_CARDS
 
 ANNA_CARDS = [ean13("277000000001"), ean13("277000000002"), ean13("277000000003")]
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from ivr.db.models import Account, PointsEntry
-from ivr.db.seed import ean13
 from ivr.db.session import UowFactory
+from ivr.numbering.cards import with_ean13_check_digit as ean13
 from ivr.services import balance, bonus, cards, tariffs
 from ivr.services.common import decode_result, encode_result, menu_index
 

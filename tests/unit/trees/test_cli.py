@@ -13,7 +13,7 @@ from ivr.cli import main
 from ivr.engine.commands import Collect, PromptRef
 from ivr.engine.events import Digits, NoInput, Speech
 from ivr.telephony.channel import ChannelHungUp
-from ivr.telephony.console import ConsoleChannel, parse_input
+from ivr.testbed.console import ConsoleChannel, parse_input
 
 ROOT = Path(__file__).resolve().parents[3]
 BROKEN = ROOT / "tests" / "fixtures" / "broken_trees"

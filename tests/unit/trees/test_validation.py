@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from ivr.engine.actions import ActionCatalog
-from ivr.prompts.schema import schema_json, tree_schema
-from ivr.prompts.texts import load_texts
-from ivr.prompts.trees import TreeInvalid, TreeStore, load_tree, read_yaml_with_lines
+from ivr.trees import TreeInvalid, TreeStore, load_tree
+from ivr.trees.schema import schema_json, tree_schema
+from ivr.trees.texts import load_texts
+from ivr.trees.yamlfile import read_yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 BROKEN = ROOT / "tests" / "fixtures" / "broken_trees"
@@ -36,7 +37,7 @@ def test_broken_tree_is_refused_with_code_and_line(path: Path, catalog: ActionCa
     texts = load_texts(BROKEN / "texts", "broken", ["ru"])
     with pytest.raises(TreeInvalid) as refused:
         load_tree(path, catalog, texts)
-    found = [(e.code, e.line) for e in refused.value.errors]
+    found = [(e.code, e.lineno) for e in refused.value.errors]
     assert (code, line) in found, f"expected {code} at line {line}, got {found}"
     assert all(e.file == str(path) for e in refused.value.errors if e.code != "text_file")
 
@@ -99,7 +100,7 @@ def test_exported_schema_file_is_in_sync() -> None:
 def test_yaml_reads_yes_no_on_as_strings(tmp_path: Path) -> None:
     path = tmp_path / "t.yaml"
     path.write_text("a: {yes: x, no: y, on: z}\nb: true\n", encoding="utf-8")
-    data, lines = read_yaml_with_lines(path)
+    data, lines = read_yaml(path)
     assert data == {"a": {"yes": "x", "no": "y", "on": "z"}, "b": True}
     assert lines[("b",)] == 2
 
@@ -146,7 +147,7 @@ def test_store_keeps_last_good_version_and_reloads_changes(
     clock.now = 1.0
     assert store.get("loyalty") is first  # not polled yet: cheap
     clock.now = 10.0
-    with caplog.at_level(logging.WARNING, logger="ivr.prompts.trees"):
+    with caplog.at_level(logging.WARNING, logger="ivr.trees.loader"):
         assert store.get("loyalty") is first  # invalid: refused, the old one keeps serving
     assert "refused" in caplog.text and "keeping version 2026.11.1" in caplog.text
     assert store.errors["loyalty"][0].code == "unknown_target"
@@ -183,7 +184,7 @@ def test_bad_text_file_is_reported_with_its_line(tmp_path: Path, catalog: Action
     with pytest.raises(TreeInvalid) as refused:
         load_tree(tree_file, catalog)
     (error,) = refused.value.errors
-    assert (error.file, error.line, error.code) == (str(texts), 3, "text_file")
+    assert (error.file, error.lineno, error.code) == (str(texts), 3, "text_file")
 
 
 def test_missing_english_text_is_reported_at_the_prompt_line(tmp_path: Path, catalog: ActionCatalog) -> None:
@@ -199,4 +200,4 @@ def test_missing_english_text_is_reported_at_the_prompt_line(tmp_path: Path, cat
     tree_lines = (tmp_path / "operator.yaml").read_text(encoding="utf-8").splitlines()
     (error,) = refused.value.errors
     assert error.code == "missing_text" and "'tariff_menu'" in error.message and " en " in error.message
-    assert tree_lines[error.line - 1].strip() == "menu: [tariff_menu]"
+    assert tree_lines[error.lineno - 1].strip() == "menu: [tariff_menu]"

@@ -156,7 +156,7 @@ def _key_steps(
     speech: tuple[tuple[Path, int], ...] = (),
 ) -> str:
     steps = [_wait(int(first_wait * 1000), "k0")]
-    for n, (pcap, after_ms) in enumerate(speech):  # RTP pcaps of the caller's voice (ivr.telephony.rtp_pcap)
+    for n, (pcap, after_ms) in enumerate(speech):  # RTP pcaps of the caller's voice (ivr.testbed.rtp_pcap)
         steps.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
         steps.append(_wait(after_ms, f"s{n}"))
     for n, key in enumerate(keys, start=1):

@@ -16,28 +16,34 @@ from ivr.engine.engine import DEFAULT_UNIVERSAL_PHRASES, normalize_phrase
 from ivr.engine.tree import (
     CALL_FACT_VARS,
     RESERVED_VARS,
-    Action,
+    ActionNode,
     AnyNode,
-    CallFlow,
-    Choose,
-    CollectDigits,
-    Confirm,
+    CallFlowNode,
+    ChooseNode,
+    CollectDigitsNode,
+    ConfirmNode,
     HangUpNode,
-    Menu,
+    MenuNode,
     PromptSpec,
     Retries,
-    Return,
+    ReturnNode,
     SetLanguageNode,
-    SetVars,
+    SetVarsNode,
     TransferNode,
     Tree,
     successors,
 )
-from ivr.prompts.texts import PLACEHOLDER_KINDS, TextCatalog
-from ivr.prompts.trees import TreeError
+from ivr.trees.errors import TreeError
+from ivr.trees.texts import PLACEHOLDER_KINDS, TextCatalog
 
-WAITS = (Menu, CollectDigits, Confirm, Choose, Action)  # nodes that wait for the caller or a result
-ENDS = (TransferNode, HangUpNode, Return)
+WAITS = (
+    MenuNode,
+    CollectDigitsNode,
+    ConfirmNode,
+    ChooseNode,
+    ActionNode,
+)  # nodes that wait for the caller or a result
+ENDS = (TransferNode, HangUpNode, ReturnNode)
 
 
 def check_tree(tree: Tree, catalog: ActionCatalog | None, texts: TextCatalog | None) -> list[TreeError]:
@@ -55,10 +61,12 @@ class _Checker:
         self.file = tree.source or f"{tree.line}.yaml"
         self.errors: list[TreeError] = []
         self.prefixes: tuple[str, ...] = ()
-        self.secret_vars = {n.into for n in tree.nodes.values() if isinstance(n, CollectDigits) and n.secret}
+        self.secret_vars = {
+            n.into for n in tree.nodes.values() if isinstance(n, CollectDigitsNode) and n.secret
+        }
 
-    def err(self, line: int, code: str, message: str) -> None:
-        self.errors.append(TreeError(self.file, line, code, message))
+    def err(self, lineno: int, code: str, message: str) -> None:
+        self.errors.append(TreeError(self.file, lineno, code, message))
 
     def run(self) -> list[TreeError]:
         self.check_settings()
@@ -88,12 +96,12 @@ class _Checker:
 
     def check_targets(self) -> None:
         for node in self.tree.nodes.values():
-            lines = [c.line for c in node.choices] if isinstance(node, Menu) else []
+            linenos = [c.lineno for c in node.choices] if isinstance(node, MenuNode) else []
             for i, (label, target) in enumerate(successors(node)):
                 if target not in self.tree.nodes:
                     where = f" ({label})" if label else ""
                     self.err(
-                        lines[i] if i < len(lines) else node.line,
+                        linenos[i] if i < len(linenos) else node.lineno,
                         "unknown_target",
                         f"node {node.id}{where} goes to {target!r}, which does not exist",
                     )
@@ -116,7 +124,7 @@ class _Checker:
                     queue.append(t)
         for node in nodes.values():
             if node.id not in seen:
-                self.err(node.line, "unreachable", f"node {node.id} cannot be reached from {s.start!r}")
+                self.err(node.lineno, "unreachable", f"node {node.id} cannot be reached from {s.start!r}")
         # Dead ends: nodes from which no ending (transfer, hang-up, return) can be reached.
         reverse: dict[str, set[str]] = {n: set() for n in nodes}
         for node in nodes.values():
@@ -130,13 +138,13 @@ class _Checker:
                     good.add(src)
                     queue.append(src)
         for node in nodes.values():
-            if isinstance(node, Menu) and not node.choices:
-                self.err(node.line, "dead_end", f"menu {node.id} has no choices")
-            elif isinstance(node, Action) and not node.branches and not node.default:
-                self.err(node.line, "dead_end", f"action {node.id} has no results")
+            if isinstance(node, MenuNode) and not node.choices:
+                self.err(node.lineno, "dead_end", f"menu {node.id} has no choices")
+            elif isinstance(node, ActionNode) and not node.branches and not node.default:
+                self.err(node.lineno, "dead_end", f"action {node.id} has no results")
             elif node.id not in good:
                 self.err(
-                    node.line,
+                    node.lineno,
                     "dead_end",
                     f"node {node.id}: no path from here ends the call (transfer/hangup)",
                 )
@@ -153,7 +161,7 @@ class _Checker:
                 if color.get(t) == 1 and t not in reported:
                     reported.add(t)
                     self.err(
-                        nodes[t].line,
+                        nodes[t].lineno,
                         "loop_without_input",
                         f"node {t} loops back to itself without waiting for the caller",
                     )
@@ -181,21 +189,21 @@ class _Checker:
                 continue
             seen.add((nid, confirmed))
             node = nodes[nid]
-            if isinstance(node, Action):
+            if isinstance(node, ActionNode):
                 info = self.catalog.get(node.name)
                 if info and info.changes_state and not confirmed and nid not in reported:
                     reported.add(nid)
                     self.err(
-                        node.line,
+                        node.lineno,
                         "unconfirmed_action",
                         f"{node.name} changes something: put a confirm before node {nid} on every path",
                     )
             for label, target in successors(node):
                 if target not in nodes:
                     continue
-                if isinstance(node, Confirm):
+                if isinstance(node, ConfirmNode):
                     nxt = label == "yes"
-                elif isinstance(node, WAITS) or (isinstance(node, CallFlow) and label == "return"):
+                elif isinstance(node, WAITS) or (isinstance(node, CallFlowNode) and label == "return"):
                     nxt = False
                 else:
                     nxt = confirmed
@@ -205,46 +213,46 @@ class _Checker:
 
     def check_node(self, node: AnyNode) -> None:
         s = self.tree.settings
-        if isinstance(node, Menu):
+        if isinstance(node, MenuNode):
             self.check_menu(node)
-        if isinstance(node, Action):
+        if isinstance(node, ActionNode):
             self.check_action(node)
-        if isinstance(node, CollectDigits | Choose) and node.into in RESERVED_VARS:
-            self.err(node.line, "reserved_var", f"{node.into} is set only by actions and the call itself")
-        if isinstance(node, CollectDigits) and node.min_length > node.max_length:
-            self.err(node.line, "bad_setting", f"collect {node.id}: length minimum above maximum")
-        if isinstance(node, SetVars):
+        if isinstance(node, CollectDigitsNode | ChooseNode) and node.into in RESERVED_VARS:
+            self.err(node.lineno, "reserved_var", f"{node.into} is set only by actions and the call itself")
+        if isinstance(node, CollectDigitsNode) and node.min_length > node.max_length:
+            self.err(node.lineno, "bad_setting", f"collect {node.id}: length minimum above maximum")
+        if isinstance(node, SetVarsNode):
             for name in node.values:
                 if name in RESERVED_VARS or name in CALL_FACT_VARS:
-                    self.err(node.line, "reserved_var", f"set {name}: reserved call variable")
+                    self.err(node.lineno, "reserved_var", f"set {name}: reserved call variable")
         if isinstance(node, SetLanguageNode) and node.language not in s.languages:
-            self.err(node.line, "unknown_language", f"{node.language!r} is not a language of this line")
+            self.err(node.lineno, "unknown_language", f"{node.language!r} is not a language of this line")
 
-    def check_menu(self, node: Menu) -> None:
+    def check_menu(self, node: MenuNode) -> None:
         s = self.tree.settings
         universal = {k: name for k, name in s.keys.by_key().items() if name in node.universal}
         seen_keys: dict[str, int] = {}
         for choice in node.choices:
             if choice.language and choice.language not in s.languages:
                 self.err(
-                    choice.line, "unknown_language", f"{choice.language!r} is not a language of this line"
+                    choice.lineno, "unknown_language", f"{choice.language!r} is not a language of this line"
                 )
             if not choice.key and not choice.phrases:
-                self.err(choice.line, "dead_end", f"menu {node.id}: a choice needs a key or phrases")
+                self.err(choice.lineno, "dead_end", f"menu {node.id}: a choice needs a key or phrases")
             if choice.key:
                 if choice.key in universal:
                     self.err(
-                        choice.line,
+                        choice.lineno,
                         "duplicate_key",
                         f"menu {node.id}: key {choice.key} is the universal {universal[choice.key]!r} key",
                     )
                 elif choice.key in seen_keys:
                     self.err(
-                        choice.line,
+                        choice.lineno,
                         "duplicate_key",
                         f"menu {node.id}: key {choice.key} also at line {seen_keys[choice.key]}",
                     )
-                seen_keys.setdefault(choice.key, choice.line)
+                seen_keys.setdefault(choice.key, choice.lineno)
         for lang in s.languages:
             seen: dict[str, tuple[str, int]] = {}
             if node.universal:
@@ -261,37 +269,37 @@ class _Checker:
                     if other and other[0] != choice.goto:
                         where = other[0] if other[1] == 0 else f"line {other[1]}"
                         self.err(
-                            choice.line,
+                            choice.lineno,
                             "duplicate_phrase",
                             f"menu {node.id}: phrase {phrase!r} ({lang}) also for {where}",
                         )
-                    seen.setdefault(norm, (choice.goto, choice.line))
+                    seen.setdefault(norm, (choice.goto, choice.lineno))
             for choice in node.choices:
                 if choice.phrases and lang not in choice.phrases and len(s.languages) > 1 and not choice.key:
                     self.err(
-                        choice.line,
+                        choice.lineno,
                         "missing_text",
                         f"menu {node.id}: speech-only choice has no {lang} phrases",
                     )
 
-    def check_action(self, node: Action) -> None:
+    def check_action(self, node: ActionNode) -> None:
         if self.catalog is None:
             return
         info = self.catalog.get(node.name)
         if info is None:
-            self.err(node.line, "unknown_action", f"no action named {node.name!r}")
+            self.err(node.lineno, "unknown_action", f"no action named {node.name!r}")
             return
         for status in node.branches:
             if status not in info.statuses:
                 self.err(
-                    node.line,
+                    node.lineno,
                     "unknown_status",
                     f"{node.name} never returns {status!r} (it returns {sorted(info.statuses)})",
                 )
         missing = sorted(info.statuses - set(node.branches) - {"error"})
         if missing and not node.default:
             self.err(
-                node.line,
+                node.lineno,
                 "unhandled_status",
                 f"{node.name} may return {', '.join(missing)}: add results for them or a default",
             )
@@ -299,7 +307,7 @@ class _Checker:
             for arg in node.args:
                 if arg not in info.args:
                     self.err(
-                        node.line,
+                        node.lineno,
                         "unknown_arg",
                         f"{node.name} takes no argument {arg!r} (it takes {sorted(info.args)})",
                     )
@@ -317,21 +325,21 @@ class _Checker:
         ):
             yield PromptSpec(key), 1
 
-        def of_retries(r: Retries | None, line: int) -> Iterable[tuple[PromptSpec, int]]:
+        def of_retries(r: Retries | None, lineno: int) -> Iterable[tuple[PromptSpec, int]]:
             if r is None:
                 return
             for h in (*r.no_input, *r.no_match):
                 for p in h.prompts:
-                    yield p, p.line or line
+                    yield p, p.lineno or lineno
 
         yield from of_retries(s.retries, 1)
         for node in self.tree.nodes.values():
-            yield from of_retries(node.retries, node.line)
+            yield from of_retries(node.retries, node.lineno)
             for attr in ("prompts", "help", "invalid"):
                 for p in getattr(node, attr, ()):
-                    yield p, p.line or node.line
-            if isinstance(node, Choose) and node.item_prompt:
-                yield replace(node.item_prompt, each=node.items), node.item_prompt.line or node.line
+                    yield p, p.lineno or node.lineno
+            if isinstance(node, ChooseNode) and node.item_prompt:
+                yield replace(node.item_prompt, each=node.items), node.item_prompt.lineno or node.lineno
 
     def available_vars(self) -> tuple[set[str], bool]:
         """Variable names some node or action may set, and whether that list is complete."""
@@ -339,14 +347,14 @@ class _Checker:
         prefixes: list[str] = []
         complete = True
         for node in self.tree.nodes.values():
-            if isinstance(node, CollectDigits):
+            if isinstance(node, CollectDigitsNode):
                 names.add(node.into)
-            elif isinstance(node, Choose):
+            elif isinstance(node, ChooseNode):
                 names.add(node.into)
                 prefixes.append(f"{node.into}_")  # the chosen item's fields
-            elif isinstance(node, SetVars):
+            elif isinstance(node, SetVarsNode):
                 names.update(node.values)
-            elif isinstance(node, Action):
+            elif isinstance(node, ActionNode):
                 info = self.catalog.get(node.name) if self.catalog is not None else None
                 if info is None or not info.values:
                     complete = False
@@ -360,14 +368,14 @@ class _Checker:
             return
         names, complete = self.available_vars()
         reported: set[tuple[str, str]] = set()
-        for spec, line in self.prompt_specs():
+        for spec, lineno in self.prompt_specs():
             for lang in self.tree.settings.languages:
                 entry = self.texts.get(lang, spec.key)
                 if entry is None:
                     if (spec.key, lang) not in reported:
                         reported.add((spec.key, lang))
                         self.err(
-                            line,
+                            lineno,
                             "missing_text",
                             f"no {lang} text for prompt {spec.key!r} (texts/{self.tree.line}.{lang}.yaml)",
                         )
@@ -375,13 +383,15 @@ class _Checker:
                 for name, kind in entry.placeholders():
                     if kind and kind not in PLACEHOLDER_KINDS:
                         self.err(
-                            entry.line, "placeholder_kind", f"{entry.file}: {spec.key}: unknown kind {kind!r}"
+                            entry.lineno,
+                            "placeholder_kind",
+                            f"{entry.file}: {spec.key}: unknown kind {kind!r}",
                         )
                     var = spec.values.get(name, name)
                     if var in self.secret_vars and (spec.key, name) not in reported:
                         reported.add((spec.key, name))
                         self.err(
-                            line, "secret_in_prompt", f"prompt {spec.key!r} would say the secret {{{name}}}"
+                            lineno, "secret_in_prompt", f"prompt {spec.key!r} would say the secret {{{name}}}"
                         )
                     if spec.each is not None:
                         continue  # filled from the list item's fields first
@@ -393,7 +403,7 @@ class _Checker:
                     ):
                         reported.add((spec.key, name))
                         self.err(
-                            line,
+                            lineno,
                             "unknown_placeholder",
                             f"prompt {spec.key!r} ({lang}) needs {{{name}}}, which nothing sets",
                         )

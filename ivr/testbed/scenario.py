@@ -30,18 +30,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ivr.config import Settings
 from ivr.engine.commands import Collect, PromptRef, Transfer
 from ivr.engine.events import CallStarted, Digits, NoInput, Speech
+from ivr.prompts.voice import PromptVoice
 from ivr.telephony.channel import ChannelHungUp
+from ivr.trees.yamlfile import YamlFileError, read_yaml
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class ScenarioError(Exception):
 class Step:
     kind: str
     value: Any
-    line: int = 0
+    lineno: int = 0
 
 
 @dataclass
@@ -91,44 +91,27 @@ class Scenario:
         return all(step.kind != "say" for step in self.steps)
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML 1.2 booleans: `say: no` is the word "no", not False."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
-
 def load_scenario(path: str | Path) -> Scenario:
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    node = yaml.compose(text, Loader=_Loader)
-    data = yaml.load(text, Loader=_Loader)  # safe: a SafeLoader subclass
+    try:
+        data, linenos = read_yaml(path)
+    except YamlFileError as exc:
+        raise ScenarioError(str(exc)) from exc
     if not isinstance(data, dict) or "line" not in data or "steps" not in data:
         raise ScenarioError(f"{path}: a scenario needs line and steps")
-    step_lines: list[int] = []
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if key.value == "steps" and isinstance(value, yaml.SequenceNode):
-                step_lines = [item.start_mark.line + 1 for item in value.value]
     steps: list[Step] = []
     for i, raw in enumerate(data["steps"]):
-        line = step_lines[i] if i < len(step_lines) else 0
+        lineno = linenos.get(("steps", i), 0)
         if not isinstance(raw, dict) or len(raw) != 1:
-            raise ScenarioError(f"{path}:{line}: a step is one of {INPUT_KINDS + EXPECT_KINDS}: value")
+            raise ScenarioError(f"{path}:{lineno}: a step is one of {INPUT_KINDS + EXPECT_KINDS}: value")
         ((kind, value),) = raw.items()
         if kind not in INPUT_KINDS + EXPECT_KINDS:
-            raise ScenarioError(f"{path}:{line}: unknown step {kind!r}")
+            raise ScenarioError(f"{path}:{lineno}: unknown step {kind!r}")
         if kind in ("hear", "not_hear") and isinstance(value, str):
             value = [value]
         if kind == "press":
             value = str(value)
-        steps.append(Step(kind, value, line))
+        steps.append(Step(kind, value, lineno))
     line_name = str(data["line"])
     did = str(data.get("did") or DEFAULT_DID.get(line_name, "0505"))
     caller = data.get("from")
@@ -199,7 +182,7 @@ class ScenarioChannel:
 
     def check(self, step: Step) -> None:
         t = self.transcript
-        where = f"{self.scenario.file}:{step.line}"
+        where = f"{self.scenario.file}:{step.lineno}"
         if step.kind == "hear" and not _subsequence(step.value, t.heard):
             self.failures.append(f"{where}: expected to hear {step.value}, heard {t.heard}")
         elif step.kind == "not_hear":
@@ -241,7 +224,7 @@ class ScenarioChannel:
             if step.kind in EXPECT_KINDS:
                 self.check(step)
             else:
-                self.failures.append(f"{self.scenario.file}:{step.line}: input {step.kind} never asked for")
+                self.failures.append(f"{self.scenario.file}:{step.lineno}: input {step.kind} never asked for")
         self._steps = []
 
     # -- CallChannel -----------------------------------------------------------------------------------
@@ -306,3 +289,23 @@ def run_scenario(
     outcome = asyncio.run(session.run())
     failures = check_outcome(scenario, channel, str(getattr(outcome, "result", "")))
     return ScenarioOutcome(scenario, failures, channel.transcript)
+
+
+def prompt_describer(settings: Settings) -> Callable[[str, str, PromptRef], str]:
+    """(line, lang, ref) -> what the caller hears, as text (PromptVoice), or the key and values."""
+    voice: Any = None
+    try:
+        voice = PromptVoice(settings)
+    except Exception as exc:
+        log.warning("prompt texts unavailable (%s): showing prompt keys", exc)
+
+    def describe(line: str, lang: str, ref: PromptRef) -> str:
+        if voice is not None:
+            try:
+                return str(voice.text(line, lang, ref))
+            except Exception as exc:
+                log.warning("no text for %s/%s/%s: %s", line, lang, ref.key, exc)
+        values = ", ".join(f"{k}={v}" for k, v in ref.values.items())
+        return f"<{ref.key}{' ' + values if values else ''}>"
+
+    return describe

@@ -29,6 +29,7 @@ from ivr.db.models import (
     SubscriberOption,
 )
 from ivr.db.session import UnitOfWork, make_uow_factory
+from ivr.numbering.cards import with_ean13_check_digit
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +95,6 @@ class DemoAccount:
     enrolled: bool = False
     grants: list[tuple[int, int]] = field(default_factory=list)  # (points, expires in days)
     cards: list[tuple[str, str]] = field(default_factory=list)  # (card number, status)
-
-
-def ean13(first12: str) -> str:
-    total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(first12))
-    return first12 + str((10 - total % 10) % 10)
 
 
 _CHARGES = [
@@ -283,9 +279,9 @@ DEMO: list[DemoAccount] = [
         enrolled=True,
         grants=[(3000, 180), (400, 20)],
         cards=[
-            (ean13("277000000001"), "active"),
-            (ean13("277000000002"), "active"),
-            (ean13("277000000003"), "blocked"),
+            (with_ean13_check_digit("277000000001"), "active"),
+            (with_ean13_check_digit("277000000002"), "active"),
+            (with_ean13_check_digit("277000000003"), "blocked"),
         ],
     ),
     DemoAccount(
@@ -303,7 +299,7 @@ DEMO: list[DemoAccount] = [
         ],
         enrolled=True,
         grants=[(150, 100)],
-        cards=[(ean13(f"2770000001{i:02d}"), "active") for i in range(1, 6)],
+        cards=[(with_ean13_check_digit(f"2770000001{i:02d}"), "active") for i in range(1, 6)],
     ),
     DemoAccount(
         "300003",
@@ -322,7 +318,7 @@ DEMO: list[DemoAccount] = [
 ]
 
 # Cards printed and handed out at the till but not registered yet: anyone can register them.
-FREE_CARDS = [ean13(f"2770000009{i:02d}") for i in range(1, 6)]
+FREE_CARDS = [with_ean13_check_digit(f"2770000009{i:02d}") for i in range(1, 6)]
 
 
 def seed_catalogue(uow: UnitOfWork) -> None:

@@ -1,7 +1,7 @@
 """Prompt text catalogues: `prompts/texts/<line>.<lang>.yaml` plus `prompts/texts/common.<lang>.yaml`.
 
 Each file is a flat mapping `key: text`. A text may hold placeholders `{name:kind}` (see docs/contracts.md).
-A line's own text wins over a common one with the same key. Line numbers are kept for error messages.
+A line's own text wins over a common one with the same key. Source line numbers are kept for error messages.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from ivr.trees.yamlfile import YamlFileError, compose_yaml
 
 PLACEHOLDER = re.compile(r"\{(\w+)(?::(\w+))?\}")
 PLACEHOLDER_KINDS = frozenset(
@@ -36,7 +38,7 @@ class TextEntry:
     key: str
     text: str
     file: str
-    line: int
+    lineno: int
 
     def placeholders(self) -> list[tuple[str, str]]:
         """(name, kind) pairs; kind is "" when not given."""
@@ -44,9 +46,9 @@ class TextEntry:
 
 
 class TextFileError(Exception):
-    def __init__(self, file: str, line: int, message: str) -> None:
-        super().__init__(f"{file}:{line}: {message}")
-        self.file, self.line, self.message = file, line, message
+    def __init__(self, file: str, lineno: int, message: str) -> None:
+        super().__init__(f"{file}:{lineno}: {message}")
+        self.file, self.lineno, self.message = file, lineno, message
 
 
 @dataclass
@@ -65,27 +67,28 @@ class TextCatalog:
 
 
 def read_text_file(path: Path) -> dict[str, TextEntry]:
-    """One catalogue file; raises TextFileError (with the line) on bad YAML or a non-string text."""
+    """One catalogue file; raises TextFileError (with the line) on bad YAML or a non-string text. Scalars
+    are taken as written (`0505` stays `0505`), so the node tree is read rather than constructed values."""
     try:
-        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise TextFileError(str(path), (mark.line + 1) if mark else 1, f"YAML: {exc.problem}") from exc
+        node, loader = compose_yaml(path.read_text(encoding="utf-8"), str(path))
+    except YamlFileError as exc:
+        raise TextFileError(exc.file, exc.lineno, f"YAML: {exc.message}") from exc
+    loader.dispose()
     out: dict[str, TextEntry] = {}
     if node is None:
         return out
     if not isinstance(node, yaml.MappingNode):
         raise TextFileError(str(path), node.start_mark.line + 1, "a text file is a mapping key: text")
     for key_node, value_node in node.value:
-        line = key_node.start_mark.line + 1
+        lineno = key_node.start_mark.line + 1
         if not isinstance(value_node, yaml.ScalarNode) or not isinstance(key_node, yaml.ScalarNode):
-            raise TextFileError(str(path), line, "each text is one string")
+            raise TextFileError(str(path), lineno, "each text is one string")
         key = str(key_node.value)
         if key in out:
             raise TextFileError(
-                str(path), line, f"text {key!r} defined twice (first at line {out[key].line})"
+                str(path), lineno, f"text {key!r} defined twice (first at line {out[key].lineno})"
             )
-        out[key] = TextEntry(key, str(value_node.value), str(path), line)
+        out[key] = TextEntry(key, str(value_node.value), str(path), lineno)
     return out
 
 

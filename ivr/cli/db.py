@@ -41,7 +41,7 @@ def _ensure_dir(settings: Settings) -> None:
 
 
 def _init(settings: Settings, args: argparse.Namespace) -> int:
-    from ivr.db.seed import init_demo
+    from ivr.testbed.demo_data import init_demo
 
     _ensure_dir(settings)
     created = init_demo(settings.db_url)
@@ -67,8 +67,8 @@ def _downgrade(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _seed(settings: Settings, args: argparse.Namespace) -> int:
-    from ivr.db.seed import seed
     from ivr.db.session import make_uow_factory
+    from ivr.testbed.demo_data import seed
 
     factory = make_uow_factory(settings.db_url)
     try:
@@ -85,9 +85,9 @@ def _subscribers(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from ivr.db.models import Subscriber
-    from ivr.db.seed import DEMO
     from ivr.db.session import make_uow_factory
     from ivr.services.blocking import active_block
+    from ivr.testbed.demo_data import DEMO
 
     situations = {n.msisdn: n.situation for a in DEMO for n in a.numbers}
     factory = make_uow_factory(settings.db_url)

@@ -1,4 +1,4 @@
-"""CLI: `ivr validate`, `ivr tree graph|schema`, `ivr call` (the console simulator and scenarios)."""
+"""CLI: `ivr validate` and `ivr tree graph|schema`: support staff check and draw the menus."""
 
 from __future__ import annotations
 
@@ -6,14 +6,11 @@ import argparse
 import logging
 import subprocess
 import sys
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ivr.config import Settings
 from ivr.engine.actions import ActionCatalog
-from ivr.engine.commands import PromptRef
 from ivr.engine.tree import Tree, successors
 
 log = logging.getLogger(__name__)
@@ -21,7 +18,9 @@ log = logging.getLogger(__name__)
 
 def register(sub: Any) -> None:
     p = sub.add_parser("validate", help="check prompt trees (structure, meaning, texts, audio)")
-    p.add_argument("paths", nargs="*", type=Path, help="tree files (default: every tree under prompts/)")
+    p.add_argument(
+        "paths", nargs="*", type=Path, help="tree files or folders (default: every tree in prompts/)"
+    )
     p.add_argument("--strict-audio", action="store_true", help="missing or stale prompt audio is an error")
     p.add_argument("--no-audio", action="store_true", help="skip the prompt audio check")
     p.add_argument("-v", "--verbose", action="store_true", help="list every audio problem")
@@ -37,37 +36,33 @@ def register(sub: Any) -> None:
     s = tsub.add_parser("schema", help="print the tree JSON Schema")
     s.set_defaults(func=cmd_schema)
 
-    c = sub.add_parser("call", help="simulate a call on the console, or run scenario files")
-    c.add_argument("line")
-    c.add_argument("--from", dest="caller", default=None, help="caller id (digits)")
-    c.add_argument("--did", default=None, help="the service number dialled (default per line)")
-    c.add_argument("--lang", default=None)
-    c.add_argument("--roaming", action="store_true")
-    c.add_argument("--untrusted", action="store_true", help="caller id not trusted (like the 8-800 numbers)")
-    c.add_argument("--scenario", type=Path, nargs="*", help="scenario files or folders to run instead")
-    c.add_argument("-v", "--verbose", action="store_true", help="print the transcript of each scenario")
-    c.set_defaults(func=cmd_call)
 
+def action_catalog() -> ActionCatalog:
+    from ivr.app.actions import catalog
 
-def action_catalog() -> ActionCatalog | None:
-    try:
-        from ivr.app.actions import catalog
-    except ImportError:
-        log.warning("ivr.app.actions is not importable: action names are not checked")
-        return None
     return catalog()
+
+
+def tree_files(paths: list[Path]) -> list[Path]:
+    """The tree files named: a file as it is, a folder as the trees directly in it (`ivr validate prompts`;
+    texts and the service-number table live in sub-folders)."""
+    files: list[Path] = []
+    for path in paths:
+        files.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
+    return files
 
 
 # ---- validate -----------------------------------------------------------------------------------------
 
 
 def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
-    from ivr.prompts.trees import TreeInvalid, load_tree
-    from ivr.prompts.validate import prompt_keys
+    from ivr.trees import TreeInvalid, load_tree
+    from ivr.trees.checks import prompt_keys
 
-    paths = args.paths or sorted(settings.prompts.glob("*.yaml"))
+    paths = tree_files(args.paths or [settings.prompts])
     if not paths:
-        print(f"no trees under {settings.prompts}", file=sys.stderr)
+        where = ", ".join(map(str, args.paths or [settings.prompts]))
+        print(f"no trees in {where}", file=sys.stderr)
         return 1
     catalog = action_catalog()
     failed = False
@@ -94,7 +89,8 @@ def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
         print(
             f"{path}: ok: line {tree.line} version {tree.version}, {len(tree.nodes)} nodes", file=sys.stderr
         )
-    if not args.paths:  # everything: the service-number table too
+    whole = [settings.prompts.resolve()]
+    if not args.paths or any(p.is_dir() and p.resolve() in whole for p in args.paths):  # the number table too
         failed = validate_service_numbers(settings) or failed
     return 1 if failed else 0
 
@@ -120,10 +116,8 @@ def validate_service_numbers(settings: Settings) -> bool:
 
 
 def audio_problems(settings: Settings, tree: Tree, keys: set[str]) -> list[str]:
-    try:
-        from ivr.prompts.render import check_prompts
-    except ImportError:
-        return []
+    from ivr.prompts.render import check_prompts
+
     try:
         result = check_prompts(settings, tree.line, {lang: keys for lang in tree.settings.languages})
     except Exception as exc:  # the audio check must not hide the tree check's verdict
@@ -141,14 +135,14 @@ def tree_dot(tree: Tree) -> str:
         "CollectDigits": "parallelogram",
         "Confirm": "diamond",
         "Action": "component",
-        "TransferNode": "doubleoctagon",
-        "HangUpNode": "doublecircle",
+        "Transfer": "doubleoctagon",
+        "HangUp": "doublecircle",
         "If": "hexagon",
         "Choose": "box3d",
     }
     out = [f'digraph "{tree.line}" {{', "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=10];']
     for node in tree.nodes.values():
-        kind = type(node).__name__
+        kind = type(node).__name__.removesuffix("Node")
         detail = getattr(node, "name", "") or getattr(node, "queue", "") or ""
         label = f"{node.id}\\n{kind}{': ' + detail if detail else ''}"
         out.append(f'  "{node.id}" [shape={shapes.get(kind, "ellipse")}, label="{label}"];')
@@ -159,7 +153,7 @@ def tree_dot(tree: Tree) -> str:
 
 
 def cmd_graph(settings: Settings, args: argparse.Namespace) -> int:
-    from ivr.prompts.trees import TreeInvalid, load_tree
+    from ivr.trees import TreeInvalid, load_tree
 
     try:
         tree = load_tree(settings.prompts / f"{args.line}.yaml", action_catalog())
@@ -179,89 +173,7 @@ def cmd_graph(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_schema(settings: Settings, args: argparse.Namespace) -> int:
-    from ivr.prompts.schema import schema_json
+    from ivr.trees.schema import schema_json
 
     sys.stdout.write(schema_json())
     return 0
-
-
-# ---- call -------------------------------------------------------------------------------------------
-
-
-def prompt_describer(settings: Settings) -> Callable[[str, str, PromptRef], str]:
-    """(line, lang, ref) -> what the caller hears, as text (PromptVoice), or the key and values."""
-    voice: Any = None
-    try:
-        from ivr.prompts.voice import PromptVoice
-
-        voice = PromptVoice(settings)
-    except Exception as exc:
-        log.warning("prompt texts unavailable (%s): showing prompt keys", exc)
-
-    def describe(line: str, lang: str, ref: PromptRef) -> str:
-        if voice is not None:
-            try:
-                return str(voice.text(line, lang, ref))
-            except Exception as exc:
-                log.warning("no text for %s/%s/%s: %s", line, lang, ref.key, exc)
-        values = ", ".join(f"{k}={v}" for k, v in ref.values.items())
-        return f"<{ref.key}{' ' + values if values else ''}>"
-
-    return describe
-
-
-def scenario_files(paths: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in paths:
-        files.extend(sorted(path.rglob("*.yaml")) if path.is_dir() else [path])
-    return files
-
-
-def cmd_call(settings: Settings, args: argparse.Namespace) -> int:
-    import asyncio
-
-    from ivr.app.bootstrap import build_app
-    from ivr.engine.events import CallStarted
-    from ivr.telephony.console import ConsoleChannel
-    from ivr.telephony.scenario import DEFAULT_DID, load_scenario, run_scenario
-
-    app = build_app(settings)
-    describe = prompt_describer(settings)
-    try:
-        if args.scenario is not None:
-            failed = 0
-            for path in scenario_files(args.scenario):
-                scenario = load_scenario(path)
-                outcome = run_scenario(scenario, app, describe)
-                print(f"{'PASS' if outcome.ok else 'FAIL'} {path} ({scenario.name})")
-                if args.verbose or not outcome.ok:
-                    print("\n".join(outcome.transcript.lines))
-                for failure in outcome.failures:
-                    print(f"  ✗ {failure}")
-                failed += 0 if outcome.ok else 1
-            return 1 if failed else 0
-        did = args.did or DEFAULT_DID.get(args.line, "0505")
-        call = CallStarted(
-            line=args.line,
-            did=did,
-            caller_id=args.caller,
-            language=args.lang or settings.default_language,
-            facts={
-                "caller_id_trusted": not (args.untrusted or did.startswith("8800")),
-                "roaming": args.roaming,
-            },
-            call_id=f"console-{uuid.uuid4().hex[:12]}",
-        )
-        channel = ConsoleChannel(lambda lang, ref: describe(args.line, lang, ref), language=call.language)
-        who = args.caller or "withheld"
-        print(f"Calling {args.line} ({did}) from {who}. Keys, 'say: ...', empty line = silence.")
-        try:
-            session = app.session(call, channel)
-        except LookupError:  # not a service number (prompts/numbers/service_numbers.yaml) or no tree
-            print(f"{did} is not a service number of line {args.line}: the caller would hear the apology")
-            return 1
-        ended = asyncio.run(session.run())
-        print(f"call ended: {ended.result} {ended.queue}".rstrip())
-        return 0
-    finally:
-        app.close()

@@ -1,4 +1,4 @@
-"""CLI: `ivr serve`, `ivr agi`, `ivr dial`, `ivr asterisk start|stop|status|config|cli`."""
+"""CLI: `ivr serve` (the FastAGI server) and `ivr agi` (one call over stdio AGI)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import asyncio
 import logging
 import os
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -34,34 +33,6 @@ def register(sub: Any) -> None:
     )
     agi.set_defaults(func=cmd_agi)
 
-    dial = sub.add_parser("dial", help="place a scripted call with sipp and print what happened")
-    dial.add_argument("number", help="service number, e.g. 0505, +79221110505, 88005553609")
-    dial.add_argument("--from", dest="caller", default="", help="caller number (empty: withheld)")
-    dial.add_argument("--keys", default="", help="DTMF keys to press; ',' waits a second")
-    dial.add_argument("--first-wait", type=float, default=2.0, help="seconds before the first key")
-    dial.add_argument("--gap", type=int, default=400, help="milliseconds between keys")
-    dial.add_argument("--wait", type=float, default=2.0, help="seconds after the last key before hanging up")
-    dial.set_defaults(func=cmd_dial)
-
-    ast = sub.add_parser("asterisk", help="the project-local Asterisk")
-    ast_sub = ast.add_subparsers(dest="asterisk_command", metavar="ACTION")
-    ast_sub.required = True
-    start = ast_sub.add_parser("start", help="render the configuration and start Asterisk in the background")
-    start.add_argument("--softphone-callerid", help="caller number of the local softphone endpoint")
-    start.set_defaults(func=cmd_asterisk_start)
-    stop = ast_sub.add_parser("stop", help="stop the Asterisk started by `start`")
-    stop.set_defaults(func=cmd_asterisk_stop)
-    status = ast_sub.add_parser("status", help="is it running; channels")
-    status.set_defaults(func=cmd_asterisk_status)
-    config = ast_sub.add_parser("config", help="render asterisk_conf/ into var/asterisk/etc")
-    config.add_argument("--softphone-callerid", help="caller number of the local softphone endpoint")
-    config.set_defaults(func=cmd_asterisk_config)
-    cli = ast_sub.add_parser(
-        "cli", help="run an Asterisk CLI command, e.g. ivr asterisk cli 'core show channels'"
-    )
-    cli.add_argument("words", nargs="+")
-    cli.set_defaults(func=cmd_asterisk_cli)
-
 
 # ---- serve ------------------------------------------------------------------------------------------
 
@@ -77,7 +48,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _serve(settings: Settings, *, grace: float, max_calls: int = 1000) -> int:
     from ivr.app.bootstrap import build_app
-    from ivr.telephony.fastagi import CallHandler, FastAgiServer
+    from ivr.app.session import CallHandler
+    from ivr.telephony.fastagi import FastAgiServer
 
     app = build_app(settings)
     # Actions run in worker threads (asyncio.to_thread); the default pool (cores + 4) would queue them
@@ -114,7 +86,7 @@ def cmd_agi(settings: Settings, args: argparse.Namespace) -> int:
     # stdout belongs to the protocol: the CLI's logging already goes to stderr; add the shared log file.
     setup_logging(settings, to_stderr=True, filename="ivr-agi.log")
     from ivr.app.bootstrap import build_app
-    from ivr.telephony.fastagi import CallHandler
+    from ivr.app.session import CallHandler
     from ivr.telephony.stdio_agi import make_pyst_agi, run_stdio_call
 
     agi = make_pyst_agi()  # reads the AGI header first, so Asterisk never waits on our start-up
@@ -181,77 +153,3 @@ def _eagi_channel_factory(settings: Settings, handler: Any) -> Any:
         )
 
     return make
-
-
-# ---- dial -------------------------------------------------------------------------------------------
-
-
-def cmd_dial(settings: Settings, args: argparse.Namespace) -> int:
-    from ivr.telephony.dialer import dial
-
-    result = asyncio.run(
-        dial(
-            settings,
-            args.number,
-            caller=args.caller,
-            keys=args.keys,
-            first_wait=args.first_wait,
-            gap_ms=args.gap,
-            wait=args.wait,
-        )
-    )
-    print(result.describe())
-    return 0 if result.sipp_exit == 0 and result.record is not None else 1
-
-
-# ---- asterisk ---------------------------------------------------------------------------------------
-
-
-def cmd_asterisk_start(settings: Settings, args: argparse.Namespace) -> int:
-    from ivr.telephony import asterisk
-
-    pid, seconds = asterisk.start(settings, softphone_callerid=args.softphone_callerid)
-    print(
-        f"asterisk running, pid {pid}, fully booted in {seconds:.2f} s; SIP 127.0.0.1:{settings.sip_port}, "
-        f"AMI 127.0.0.1:{settings.ami_port}"
-    )
-    return 0
-
-
-def cmd_asterisk_stop(settings: Settings, args: argparse.Namespace) -> int:
-    from ivr.telephony import asterisk
-
-    began = time.monotonic()
-    stopped = asterisk.stop(settings)
-    print(f"asterisk stopped in {time.monotonic() - began:.2f} s" if stopped else "asterisk was not running")
-    return 0
-
-
-def cmd_asterisk_status(settings: Settings, args: argparse.Namespace) -> int:
-    from ivr.telephony import asterisk
-
-    paths = asterisk.asterisk_paths(settings)
-    pid = asterisk.running_pid(paths)
-    if pid is None:
-        print("asterisk: not running" + ("" if asterisk.installed(settings) else " (not installed)"))
-        return 3
-    result = asterisk.cli(paths, "core show channels count")
-    print(f"asterisk: running, pid {pid}\n{result.stdout.strip()}")
-    return 0
-
-
-def cmd_asterisk_config(settings: Settings, args: argparse.Namespace) -> int:
-    from ivr.telephony import asterisk
-
-    paths = asterisk.render_config(settings, softphone_callerid=args.softphone_callerid)
-    print(f"rendered {paths.etc}")
-    return 0
-
-
-def cmd_asterisk_cli(settings: Settings, args: argparse.Namespace) -> int:
-    from ivr.telephony import asterisk
-
-    result = asterisk.cli(asterisk.asterisk_paths(settings), " ".join(args.words))
-    sys.stdout.write(result.stdout)
-    sys.stderr.write(result.stderr)
-    return result.returncode

@@ -8,6 +8,7 @@ operation (it either commits whole or rolls back whole).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -27,7 +28,10 @@ from ivr.engine.commands import (
 )
 from ivr.engine.events import ActionResult, CallStarted, CallTimeExceeded, Event
 from ivr.logs import call_id_var
+from ivr.telephony.agi import AgiRequest
+from ivr.telephony.agi_channel import AgiChannel, PromptFiles
 from ivr.telephony.channel import CallChannel, ChannelFailed, ChannelHungUp, render_collected
+from ivr.telephony.fastagi import call_from_request
 
 log = logging.getLogger(__name__)
 
@@ -174,3 +178,51 @@ class Session:
             self.outcome.queue = self.operator_queue
         except Exception:
             log.warning("could not transfer after an error")
+
+
+class CallHandler:
+    """The application's side of both AGI entries (`ivr.telephony.fastagi.AgiCallHandler`): a Session for
+    each call from `session_factory` (`ivr.app.bootstrap.LineApp.session`; tests pass doubles), run to its
+    end, with the call id on every log record."""
+
+    def __init__(
+        self,
+        session_factory: Callable[[CallStarted, CallChannel], Session],
+        voice: PromptFiles,
+        *,
+        default_language: str = "ru",
+        read_timeout: float = 30.0,
+        reload: Callable[[], None] | None = None,
+    ) -> None:
+        self.session_factory = session_factory
+        self.voice = voice
+        self.default_language = default_language
+        self.read_timeout = read_timeout
+        self.reload = reload
+
+    async def run_call(self, request: AgiRequest, channel: AgiChannel) -> CallOutcome | None:
+        call = call_from_request(request, self.default_language)
+        token = call_id_var.set(call.call_id or "-")
+        log.info(
+            "agi request line=%s did=%s trust=%s roaming=%s",
+            call.line,
+            call.did,
+            "yes" if call.facts.get("caller_id_trusted") else "no",
+            "yes" if call.facts.get("roaming") else "no",
+        )
+        try:
+            try:
+                session = self.session_factory(call, channel)
+            except LookupError:
+                log.error("no line %r (did=%s): sending the caller to the failure path", call.line, call.did)
+                with contextlib.suppress(ChannelFailed, ChannelHungUp, OSError):
+                    await channel.publish_error()
+                return None
+            # The service-number table may have chosen another line than the dialplan named: prompts come
+            # from the line that actually runs.
+            channel.line = session.call.line
+            # A broken channel is not asked for anything more: with IVR_RESULT unset the dialplan takes
+            # its failure path (apology, operator) by itself.
+            return await session.run()
+        finally:
+            call_id_var.reset(token)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivr.config import PROJECT_ROOT, Settings, load_settings
-from ivr.telephony import asterisk
+from ivr.testbed import asterisk
 
 log = logging.getLogger(__name__)
 

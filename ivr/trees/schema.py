@@ -1,7 +1,7 @@
 """The structure of a tree file as JSON Schema (draft 2020-12).
 
 `ivr tree schema` prints it; `prompts/tree.schema.json` is the exported copy editors use (a test keeps it
-in sync). Meaning (targets, texts, actions, confirmations) is checked by `ivr.prompts.validate`.
+in sync). Meaning (targets, texts, actions, confirmations) is checked by `ivr.trees.checks`.
 """
 
 from __future__ import annotations

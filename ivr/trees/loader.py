@@ -1,159 +1,80 @@
-"""Loading prompt trees from YAML: structure check (JSON Schema), model building, meaning check, and the
-`TreeStore` that keeps the last good tree of every line and reloads changed files.
+"""Loading a prompt tree from YAML: structure check (JSON Schema), model building, meaning check.
 
-YAML is read with YAML 1.2 booleans (only true/false), so `yes:`, `no:`, `on:` stay strings. Every value's
-line is remembered, so each error says `file:line`.
+YAML is read by `ivr.trees.yamlfile` (YAML 1.2 booleans, the line of every value), so each error says
+`file:lineno`.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
 from ivr.engine.actions import ActionCatalog
 from ivr.engine.tree import (
     DEFAULT_RETRIES,
-    Action,
+    ActionNode,
     AnyNode,
     Branch,
-    CallFlow,
+    CallFlowNode,
     Choice,
-    Choose,
-    CollectDigits,
+    ChooseNode,
+    CollectDigitsNode,
     Condition,
-    Confirm,
+    ConfirmNode,
     HangUpNode,
-    If,
+    IfNode,
     LineSettings,
-    Menu,
+    MenuNode,
     PromptSpec,
     Retries,
     RetryHandler,
-    Return,
-    Say,
+    ReturnNode,
+    SayNode,
     SetLanguageNode,
-    SetVars,
+    SetVarsNode,
     TransferNode,
     Tree,
     UniversalKeys,
 )
-from ivr.prompts.schema import NODE_KINDS, tree_schema
-from ivr.prompts.texts import TextCatalog, TextFileError, load_texts
+from ivr.trees.checks import check_tree
+from ivr.trees.errors import TreeError, TreeInvalid
+from ivr.trees.schema import NODE_KINDS, tree_schema
+from ivr.trees.texts import TextCatalog, TextFileError, load_texts
+from ivr.trees.yamlfile import KeyPath, YamlFileError, lineno_of, read_yaml
 
 log = logging.getLogger(__name__)
-
-Path_ = tuple[str | int, ...]
-
-
-@dataclass(frozen=True)
-class TreeError:
-    file: str
-    line: int
-    code: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.code}: {self.message}"
-
-
-class TreeInvalid(Exception):
-    def __init__(self, errors: list[TreeError]) -> None:
-        self.errors = sorted(errors, key=lambda e: (e.file, e.line, e.code))
-        super().__init__("\n".join(str(e) for e in self.errors))
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool",
-    __import__("re").compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"),
-)
-
-
-def read_yaml_with_lines(path: Path) -> tuple[Any, dict[Path_, int]]:
-    """Parse YAML; return the data and a map from value path to 1-based line. Raises TreeInvalid."""
-    text = path.read_text(encoding="utf-8")
-    loader = _Loader(text)
-    try:
-        root = loader.get_single_node()
-        lines: dict[Path_, int] = {}
-        data = _construct(loader, root, (), lines, str(path)) if root is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        raise TreeInvalid([TreeError(str(path), line, "yaml", str(exc.problem or exc))]) from exc
-    finally:
-        loader.dispose()
-    return data, lines
-
-
-def _construct(loader: _Loader, node: yaml.Node, path: Path_, lines: dict[Path_, int], file: str) -> Any:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            key = str(key) if not isinstance(key, str) else key
-            if key in out:
-                raise TreeInvalid(
-                    [TreeError(file, key_node.start_mark.line + 1, "duplicate_key", f"{key!r} twice")]
-                )
-            lines[(*path, key)] = key_node.start_mark.line + 1
-            out[key] = _construct(loader, value_node, (*path, key), lines, file)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(loader, item, (*path, i), lines, file) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
-
-
-def line_of(lines: Mapping[Path_, int], path: Path_) -> int:
-    while path:
-        if path in lines:
-            return lines[path]
-        path = path[:-1]
-    return lines.get((), 1)
 
 
 # ---- structure ------------------------------------------------------------------------------------
 
 
-def check_structure(data: Any, lines: Mapping[Path_, int], file: str) -> list[TreeError]:
+def check_structure(data: Any, linenos: Mapping[KeyPath, int], file: str) -> list[TreeError]:
     schema = tree_schema()
     validator = jsonschema.Draft202012Validator(schema)
     errors: list[TreeError] = []
     for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         path = tuple(err.absolute_path)
         if len(path) == 2 and path[0] == "nodes" and err.validator == "oneOf":
-            errors.extend(_node_errors(schema, data["nodes"][path[1]], path, lines, file))
+            errors.extend(_node_errors(schema, data["nodes"][path[1]], path, linenos, file))
             continue
         where = "/".join(map(str, path)) or "(top)"
         message = err.message
         if err.validator == "oneOf" and path[-2:-1] in (("menu",), ("say",), ("collect",), ("help",)):
             message = "a prompt is a text key or a mapping with `key`"
-        errors.append(TreeError(file, line_of(lines, path), "schema", f"{where}: {message}"))
+        errors.append(TreeError(file, lineno_of(linenos, path), "schema", f"{where}: {message}"))
     return errors
 
 
 def _node_errors(
-    schema: dict[str, Any], node: Any, path: Path_, lines: Mapping[Path_, int], file: str
+    schema: dict[str, Any], node: Any, path: KeyPath, linenos: Mapping[KeyPath, int], file: str
 ) -> list[TreeError]:
-    line = line_of(lines, path)
+    lineno = lineno_of(linenos, path)
     if not isinstance(node, dict):
-        return [TreeError(file, line, "schema", f"node {path[1]}: a node is a mapping")]
+        return [TreeError(file, lineno, "schema", f"node {path[1]}: a node is a mapping")]
     kinds = [k for k in NODE_KINDS if k in node]
     if len(kinds) > 1 and "say" in kinds:  # `say` is also an attribute of transfer and choose
         kinds.remove("say")
@@ -162,7 +83,7 @@ def _node_errors(
         return [
             TreeError(
                 file,
-                line,
+                lineno,
                 "node_kind",
                 f"node {path[1]}: needs exactly one of {', '.join(NODE_KINDS)} ({found})",
             )
@@ -172,7 +93,7 @@ def _node_errors(
     for err in jsonschema.Draft202012Validator(sub).iter_errors(node):
         full = (*path, *err.absolute_path)
         where = "/".join(map(str, full[1:]))
-        out.append(TreeError(file, line_of(lines, full), "schema", f"{where}: {err.message}"))
+        out.append(TreeError(file, lineno_of(linenos, full), "schema", f"{where}: {err.message}"))
     return out
 
 
@@ -180,29 +101,31 @@ def _node_errors(
 
 
 class _Builder:
-    def __init__(self, data: dict[str, Any], lines: Mapping[Path_, int], texts: TextCatalog | None) -> None:
-        self.data, self.lines, self.texts = data, lines, texts
+    def __init__(
+        self, data: dict[str, Any], linenos: Mapping[KeyPath, int], texts: TextCatalog | None
+    ) -> None:
+        self.data, self.linenos, self.texts = data, linenos, texts
 
-    def line(self, *path: str | int) -> int:
-        return line_of(self.lines, tuple(path))
+    def lineno(self, *path: str | int) -> int:
+        return lineno_of(self.linenos, tuple(path))
 
-    def condition(self, raw: dict[str, Any], path: Path_) -> Condition:
-        line = line_of(self.lines, path)
+    def condition(self, raw: dict[str, Any], path: KeyPath) -> Condition:
+        lineno = lineno_of(self.linenos, path)
         for op in ("eq", "ne", "lt", "le", "gt", "ge", "in"):
             if op in raw:
-                return Condition(raw["var"], op, raw[op], line)
+                return Condition(raw["var"], op, raw[op], lineno)
         op = raw.get("is", "true")
-        return Condition(raw["var"], str(op).lower() if isinstance(op, bool) else op, None, line)
+        return Condition(raw["var"], str(op).lower() if isinstance(op, bool) else op, None, lineno)
 
-    def prompt(self, raw: Any, path: Path_) -> PromptSpec:
-        line = line_of(self.lines, path)
+    def prompt(self, raw: Any, path: KeyPath) -> PromptSpec:
+        lineno = lineno_of(self.linenos, path)
         if isinstance(raw, str):
             raw = {"key": raw}
         key = raw["key"]
         values = {name: name for name in self.placeholder_names(key)}
         values.update(raw.get("values") or {})
         when = self.condition(raw["when"], (*path, "when")) if raw.get("when") else None
-        return PromptSpec(key, values, raw.get("each"), raw.get("limit"), when, line)
+        return PromptSpec(key, values, raw.get("each"), raw.get("limit"), when, lineno)
 
     def placeholder_names(self, key: str) -> list[str]:
         names: list[str] = []
@@ -214,10 +137,10 @@ class _Builder:
                 names.extend(n for n, _kind in entry.placeholders() if n not in names)
         return names
 
-    def prompts(self, raw: Any, path: Path_) -> tuple[PromptSpec, ...]:
+    def prompts(self, raw: Any, path: KeyPath) -> tuple[PromptSpec, ...]:
         return tuple(self.prompt(item, (*path, i)) for i, item in enumerate(raw or []))
 
-    def retries(self, raw: dict[str, Any] | None, path: Path_, base: Retries) -> Retries | None:
+    def retries(self, raw: dict[str, Any] | None, path: KeyPath, base: Retries) -> Retries | None:
         if not raw:
             return None
 
@@ -275,10 +198,10 @@ class _Builder:
         )
 
     def node(self, node_id: str, raw: dict[str, Any], base: Retries) -> AnyNode:
-        p: Path_ = ("nodes", node_id)
-        line = line_of(self.lines, p)
+        p: KeyPath = ("nodes", node_id)
+        lineno = lineno_of(self.linenos, p)
         retries = self.retries(raw.get("retries"), (*p, "retries"), base)
-        common: dict[str, Any] = {"id": node_id, "line": line, "retries": retries}
+        common: dict[str, Any] = {"id": node_id, "lineno": lineno, "retries": retries}
         if "menu" in raw:
             choices = tuple(
                 Choice(
@@ -286,11 +209,11 @@ class _Builder:
                     phrases={lang: tuple(map(str, ph)) for lang, ph in (c.get("say") or {}).items()},
                     goto=c["goto"],
                     language=c.get("language"),
-                    line=line_of(self.lines, (*p, "choices", i)),
+                    lineno=lineno_of(self.linenos, (*p, "choices", i)),
                 )
                 for i, c in enumerate(raw["choices"])
             )
-            return Menu(
+            return MenuNode(
                 **common,
                 prompts=self.prompts(raw["menu"], (*p, "menu")),
                 help=self.prompts(raw.get("help"), (*p, "help")),
@@ -300,7 +223,7 @@ class _Builder:
         if "collect" in raw:
             length = raw["length"]
             lo, hi = (length, length) if isinstance(length, int) else (length[0], length[1])
-            return CollectDigits(
+            return CollectDigitsNode(
                 **common,
                 prompts=self.prompts(raw["collect"], (*p, "collect")),
                 help=self.prompts(raw.get("help"), (*p, "help")),
@@ -317,7 +240,7 @@ class _Builder:
                 goto=raw["goto"],
             )
         if "confirm" in raw:
-            return Confirm(
+            return ConfirmNode(
                 **common,
                 prompts=self.prompts(raw["confirm"], (*p, "confirm")),
                 help=self.prompts(raw.get("help"), (*p, "help")),
@@ -325,7 +248,7 @@ class _Builder:
                 no=raw["no"],
             )
         if "action" in raw:
-            return Action(
+            return ActionNode(
                 **common,
                 name=raw["action"],
                 args=dict(raw.get("args") or {}),
@@ -341,9 +264,9 @@ class _Builder:
                 prompts=self.prompts(raw.get("say"), (*p, "say")),
             )
         if "call" in raw:
-            return CallFlow(**common, flow=raw["call"], goto=raw["goto"])
+            return CallFlowNode(**common, flow=raw["call"], goto=raw["goto"])
         if "return" in raw:
-            return Return(**common)
+            return ReturnNode(**common)
         if "language" in raw:
             return SetLanguageNode(**common, language=raw["language"], goto=raw["goto"])
         if "if" in raw:
@@ -352,12 +275,12 @@ class _Builder:
                 when = b["when"] if isinstance(b["when"], list) else [b["when"]]
                 bp = (*p, "if", i)
                 conds = tuple(self.condition(c, (*bp, "when")) for c in when)
-                branches.append(Branch(conds, b["goto"], line_of(self.lines, bp)))
-            return If(**common, branches=tuple(branches), otherwise=raw["else"])
+                branches.append(Branch(conds, b["goto"], lineno_of(self.linenos, bp)))
+            return IfNode(**common, branches=tuple(branches), otherwise=raw["else"])
         if "set" in raw:
-            return SetVars(**common, values=dict(raw["set"]), goto=raw["goto"])
+            return SetVarsNode(**common, values=dict(raw["set"]), goto=raw["goto"])
         if "choose" in raw:
-            return Choose(
+            return ChooseNode(
                 **common,
                 items=raw["choose"],
                 item_prompt=self.prompt(raw["item"], (*p, "item")) if "item" in raw else None,
@@ -374,7 +297,7 @@ class _Builder:
                 reason=raw.get("reason", "normal"),
             )
         if "say" in raw:  # last: `say` is also an attribute of transfer and choose nodes
-            return Say(**common, prompts=self.prompts(raw["say"], (*p, "say")), goto=raw["goto"])
+            return SayNode(**common, prompts=self.prompts(raw["say"], (*p, "say")), goto=raw["goto"])
         raise ValueError(f"node {node_id}: no kind")  # the schema check runs first
 
 
@@ -387,9 +310,9 @@ def _universal(raw: bool | list[str]) -> frozenset[str]:
 
 
 def build_tree(
-    data: dict[str, Any], lines: Mapping[Path_, int], file: str, texts: TextCatalog | None
+    data: dict[str, Any], linenos: Mapping[KeyPath, int], file: str, texts: TextCatalog | None
 ) -> Tree:
-    builder = _Builder(data, lines, texts)
+    builder = _Builder(data, linenos, texts)
     settings = builder.settings()
     nodes = {nid: builder.node(nid, raw, settings.retries) for nid, raw in data["nodes"].items()}
     return Tree(line=data["line"], version=str(data["version"]), nodes=nodes, settings=settings, source=file)
@@ -400,125 +323,32 @@ def load_tree(
 ) -> Tree:
     """Read, check and build a tree. `texts` default: `texts/` beside the file. Raises TreeInvalid with
     every error found. With `catalog` None, action names are not checked (say so to the user)."""
-    from ivr.prompts.validate import check_tree
-
     path = Path(path)
     file = str(path)
-    data, lines = read_yaml_with_lines(path)
+    try:
+        data, linenos = read_yaml(path)
+    except YamlFileError as exc:
+        raise TreeInvalid([TreeError(exc.file, exc.lineno, exc.code, exc.message)]) from exc
     if not isinstance(data, dict):
         raise TreeInvalid(
             [TreeError(file, 1, "schema", "a tree file is a mapping with version, line, settings, nodes")]
         )
-    errors = check_structure(data, lines, file)
+    errors = check_structure(data, linenos, file)
     if errors:
         raise TreeInvalid(errors)
     if data["line"] != path.stem:
         errors.append(
-            TreeError(file, line_of(lines, ("line",)), "line_name", f"line {data['line']!r} in {path.name}")
+            TreeError(
+                file, lineno_of(linenos, ("line",)), "line_name", f"line {data['line']!r} in {path.name}"
+            )
         )
     if texts is None:
         try:
             texts = load_texts(path.parent / "texts", data["line"], list(data["settings"]["languages"]))
         except TextFileError as exc:
-            raise TreeInvalid([TreeError(exc.file, exc.line, "text_file", exc.message)]) from exc
-    tree = build_tree(data, lines, file, texts)
+            raise TreeInvalid([TreeError(exc.file, exc.lineno, "text_file", exc.message)]) from exc
+    tree = build_tree(data, linenos, file, texts)
     errors.extend(check_tree(tree, catalog, texts))
     if errors:
         raise TreeInvalid(errors)
     return tree
-
-
-# ---- the store ------------------------------------------------------------------------------------
-
-
-class TreeStore:
-    """The last good tree of every line under `prompts_dir`. Thread-safe.
-
-    `get(line)` is cheap; when `poll_seconds` has passed since the last look it compares file mtimes and
-    reloads changed lines. `reload()` does the same at once (the FastAGI server calls it on SIGHUP). An
-    invalid new version is logged and ignored: the old one keeps serving. A call keeps the `Tree` object
-    it started with, so a reload never changes a call in progress.
-    """
-
-    def __init__(
-        self,
-        prompts_dir: str | Path,
-        catalog: ActionCatalog | None = None,
-        *,
-        poll_seconds: float = 2.0,
-        clock: Any = None,
-    ) -> None:
-        import time
-
-        self.dir = Path(prompts_dir)
-        self.catalog = catalog
-        self.poll_seconds = poll_seconds
-        self._clock = clock or time.monotonic
-        self._lock = threading.RLock()
-        self._trees: dict[str, Tree] = {}
-        self._signatures: dict[str, tuple[tuple[str, int, int], ...]] = {}
-        self.errors: dict[str, list[TreeError]] = {}
-        self._last_poll = float("-inf")
-
-    def lines(self) -> list[str]:
-        with self._lock:
-            return sorted(self._trees)
-
-    def _signature(self, line: str) -> tuple[tuple[str, int, int], ...]:
-        texts = self.dir / "texts"
-        files = [
-            self.dir / f"{line}.yaml",
-            *sorted(texts.glob(f"{line}.*.yaml")),
-            *sorted(texts.glob("common.*.yaml")),
-        ]
-        out = []
-        for f in files:
-            try:
-                st = f.stat()
-            except FileNotFoundError:
-                continue
-            out.append((str(f), st.st_mtime_ns, st.st_size))
-        return tuple(out)
-
-    def reload(self) -> dict[str, list[TreeError]]:
-        """Re-read every changed line; return the errors of lines whose new version was refused."""
-        refused: dict[str, list[TreeError]] = {}
-        with self._lock:
-            self._last_poll = self._clock()
-            for path in sorted(self.dir.glob("*.yaml")):
-                line = path.stem
-                sig = self._signature(line)
-                if self._signatures.get(line) == sig:
-                    continue
-                self._signatures[line] = sig
-                try:
-                    tree = load_tree(path, self.catalog)
-                except TreeInvalid as exc:
-                    refused[line] = exc.errors
-                    self.errors[line] = exc.errors
-                    kept = self._trees.get(line)
-                    log.warning(
-                        "tree %s refused (%d errors, first: %s); %s",
-                        path,
-                        len(exc.errors),
-                        exc.errors[0],
-                        f"keeping version {kept.version}" if kept else "line has no good version",
-                    )
-                    continue
-                except OSError as exc:
-                    log.warning("tree %s unreadable: %s", path, exc)
-                    continue
-                old = self._trees.get(line)
-                self._trees[line] = tree
-                self.errors.pop(line, None)
-                log.info(
-                    "tree %s version %s loaded%s", line, tree.version, f" (was {old.version})" if old else ""
-                )
-        return refused
-
-    def get(self, line: str) -> Tree:
-        """The current good tree of `line`; KeyError if the line never had a valid tree."""
-        with self._lock:
-            if self._clock() - self._last_poll >= self.poll_seconds:
-                self.reload()
-            return self._trees[line]

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ivr.engine.checks import normalize_ru_phone
-from ivr.services.callerid import (
+from ivr.engine.checks import check_digits
+from ivr.numbering.phone import (
     MAX_RAW,
     keyed_digits,
     normalize_msisdn,
@@ -139,10 +139,8 @@ def test_any_mobile_number_in_any_prefix_normalises_to_the_same(rest: str, prefi
 @given(st.text(alphabet="0123456789", max_size=14))
 def test_keypad_check_and_service_normalisation_agree(digits: str) -> None:
     """The engine's ru_phone check (keyed input) and the services' normalisation accept the same
-    Russian numbers the same way (the engine may not import services, so this test keeps them one)."""
-    engine = normalize_ru_phone(digits)
-    if engine is not None:
-        assert normalize_msisdn(digits) == engine
+    Russian numbers the same way: both use ivr.numbering.phone."""
+    assert check_digits("ru_phone", digits) == normalize_msisdn(digits)
 
 
 @settings(max_examples=300, deadline=None)
