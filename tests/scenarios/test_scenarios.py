@@ -11,7 +11,10 @@ from typing import Any
 
 import pytest
 
+from ivr.app.actions import catalog
+from ivr.app.bootstrap import build_app
 from ivr.config import Settings, load_settings
+from ivr.testbed.demo_data import init_demo
 from ivr.testbed.scenario import Scenario, Step, load_scenario, prompt_describer, run_scenario
 
 HERE = Path(__file__).resolve().parent
@@ -21,9 +24,8 @@ SCENARIOS = sorted(HERE.rglob("*.yaml"))
 
 @pytest.fixture(scope="session")
 def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    seed = pytest.importorskip("ivr.testbed.demo_data")
     path = tmp_path_factory.mktemp("seed") / "demo.sqlite3"
-    seed.init_demo(f"sqlite:///{path}")
+    init_demo(f"sqlite:///{path}")
     return path
 
 
@@ -43,8 +45,7 @@ def settings(seeded_db: Path, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings) -> Iterator[Any]:
-    bootstrap = pytest.importorskip("ivr.app.bootstrap")
-    line_app = bootstrap.build_app(settings)
+    line_app = build_app(settings)
     yield line_app
     line_app.close()
 
@@ -57,7 +58,6 @@ def test_scenario(path: Path, app: Any, settings: Settings) -> None:
 
 
 def test_scenarios_cover_every_action(app: Any, settings: Settings) -> None:
-    from ivr.app.actions import catalog
 
     invoked: set[str] = set()
     for path in SCENARIOS:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ivr.app import actions
 from ivr.engine.actions import ActionCatalog
 from ivr.trees import TreeInvalid, TreeStore, load_tree
 from ivr.trees.schema import schema_json, tree_schema
@@ -70,7 +71,6 @@ def test_shipped_tree_is_valid_with_contract_catalog(path: Path, catalog: Action
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_shipped_tree_is_valid_with_real_action_registry(path: Path) -> None:
-    actions = pytest.importorskip("ivr.app.actions")
     load_tree(path, actions.catalog())
 
 
