@@ -36,6 +36,28 @@ def test_validate_broken_tree_prints_file_line_code_and_exits_1(
     assert f"{tree}:9: unknown_target:" in out
 
 
+def test_validate_takes_a_folder(capsys: pytest.CaptureFixture[str]) -> None:
+    """`ivr validate prompts` checks every tree in the folder and the service-number table beside them
+    (it once failed with "Is a directory")."""
+    assert main(["validate", "--no-audio", str(ROOT / "prompts")]) == 0
+    err = capsys.readouterr().err
+    assert "ok: line operator" in err and "ok: line loyalty" in err and "service numbers" in err
+
+
+def test_validate_a_folder_with_a_broken_tree_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(BROKEN / "texts", tmp_path / "texts")
+    shutil.copyfile(BROKEN / "unknown_target.yaml", tmp_path / "unknown_target.yaml")
+    assert main(["validate", "--no-audio", str(tmp_path)]) == 1
+    assert f"{tmp_path / 'unknown_target.yaml'}:9: unknown_target:" in capsys.readouterr().out
+
+
+def test_validate_an_empty_folder_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--no-audio", str(tmp_path)]) == 1
+    assert f"no trees in {tmp_path}" in capsys.readouterr().err
+
+
 def test_tree_schema_prints_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["tree", "schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
