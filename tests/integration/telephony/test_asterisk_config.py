@@ -3,6 +3,7 @@ settings and never world-readable, no template marks left, every service number 
 
 from __future__ import annotations
 
+import os
 import re
 import stat
 from pathlib import Path
@@ -78,3 +79,47 @@ DIALPLAN = (PROJECT_ROOT / "dialplans" / "ivr.conf").read_text()
 )  # fmt: skip
 def test_every_dialled_form_has_an_extension(dialled: str) -> None:
     assert re.search(rf"^exten => {re.escape(dialled)},1,", DIALPLAN, re.M), dialled
+
+
+# Every recording the dialplan plays from our own sounds: `${IVR_SOUNDS}/${LANG}/<folder>/<key>`.
+DIALPLAN_SOUNDS = sorted(
+    set(re.findall(r"\$\{IVR_SOUNDS\}/\$\{LANG\}/(common|\$\{IVR_LINE\})/(\w+)", DIALPLAN))
+)
+
+
+def _line_languages() -> dict[str, list[str]]:
+    from ivr.trees.yamlfile import read_yaml
+
+    out = {}
+    for tree in sorted((PROJECT_ROOT / "prompts").glob("*.yaml")):
+        data, _ = read_yaml(tree)
+        out[tree.stem] = list(data["settings"]["languages"])
+    return out
+
+
+def test_the_dialplan_names_our_sounds() -> None:
+    assert ("common", "error_apology") in DIALPLAN_SOUNDS
+    assert ("common", "transfer_to_operator") in DIALPLAN_SOUNDS
+
+
+@pytest.mark.parametrize(("folder", "key"), DIALPLAN_SOUNDS)
+def test_every_sound_the_dialplan_names_exists_in_every_language(folder: str, key: str) -> None:
+    """A name the dialplan plays that was never rendered falls back to Asterisk's English stock prompt: a
+    Russian caller once heard English at every transfer (`transfer_operator` vs `transfer_to_operator`)."""
+    from ivr.config import load_settings
+    from ivr.trees.texts import load_texts
+
+    settings = load_settings(None)
+    manifest_rendered = any(settings.sounds.glob("*/common/*.wav"))
+    for line, languages in _line_languages().items():
+        texts = load_texts(PROJECT_ROOT / "prompts" / "texts", line, languages)
+        for lang in languages:
+            entry = texts.get(lang, key)
+            assert entry is not None, f"no {lang} text {key!r} for line {line}"
+            # A text from common.<lang>.yaml is rendered under common/, a line's own under <line>/.
+            where = "common" if Path(entry.file).name.startswith("common.") else line
+            if folder == "common":
+                assert where == "common", f"{key} ({lang}) is a {line} text, the dialplan looks in common/"
+            if manifest_rendered or os.environ.get("CI"):
+                wav = settings.sounds / lang / where / f"{key}.wav"
+                assert wav.is_file(), f"{wav} is not rendered (ivr prompts render)"
