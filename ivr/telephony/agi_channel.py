@@ -2,7 +2,9 @@
 
 - Prompts: STREAM FILE per audio file, with every DTMF key as escape digit when barge-in is allowed.
 - Collection: keys pressed during the prompts count first; then WAIT FOR DIGIT with the first-digit
-  timeout, then the inter-digit timeout, until max digits, the terminator, or an escape key.
+  timeout, then the inter-digit timeout, until max digits, the terminator, or an escape key. A multi-digit
+  input that reached max digits still takes its terminator (up to TERMINATOR_GRACE), so the `#` the
+  prompt asked for never leaks into the next question.
 - Variables: SET VARIABLE; language: SET VARIABLE CHANNEL(language).
 - Transfer / hang-up: publish IVR_RESULT (and IVR_QUEUE) and return; the dialplan acts on them.
 Collected digits of a secret input are never logged.
@@ -22,6 +24,9 @@ from ivr.telephony.agi import AgiResponse, AgiTransport, quote
 from ivr.telephony.channel import ChannelHungUp, prompt_keys
 
 log = logging.getLogger(__name__)
+
+# Seconds a full-length input waits for the terminator its prompt asked for.
+TERMINATOR_GRACE = 2.0
 
 ALL_KEYS = "0123456789*#"
 AUDIO_SUFFIXES = frozenset({".wav", ".gsm", ".sln", ".ulaw", ".alaw", ".g722"})
@@ -57,6 +62,13 @@ class AgiChannel:
         self.language = language
         self.read_timeout = read_timeout
         self.result_published = False
+        # A key read while waiting for a terminator that was not the terminator: the caller is already
+        # answering the next question. It answers the next prompt (barge-in) or the next collect.
+        self.typed_ahead = ""
+
+    def _take_typed_ahead(self) -> str:
+        keys, self.typed_ahead = self.typed_ahead, ""
+        return keys
 
     async def _cmd(self, text: str, *, extra: float = 0.0) -> AgiResponse:
         return await self.transport.command(text, timeout=self.read_timeout + extra)
@@ -77,6 +89,8 @@ class AgiChannel:
         return out
 
     async def play(self, prompts: Sequence[PromptRef], *, barge_in: bool) -> str:
+        if barge_in and self.typed_ahead:
+            return self._take_typed_ahead()
         escape = ALL_KEYS if barge_in else ""
         log.info(
             "play %s lang=%s%s", prompt_keys(prompts), self.language, "" if barge_in else " (no barge-in)"
@@ -104,7 +118,7 @@ class AgiChannel:
         return chr(response.value) if response.value > 0 else ""
 
     async def collect(self, command: Collect, typed_ahead: str) -> Digits | Speech | NoInput:
-        keys = typed_ahead
+        keys = typed_ahead or self._take_typed_ahead()
         if not keys:
             keys = await self.play(command.prompts, barge_in=True)
         if not keys:
@@ -123,6 +137,12 @@ class AgiChannel:
             if last in command.escape_keys and (len(keys) == 1 or not last.isdigit()):
                 break  # a universal key (operator, repeat, back) ends the input at once
             if len(keys) >= command.max_digits:
+                if command.terminator and command.max_digits > 1:
+                    # "Enter the 11 digits and press #": the # the prompt asked for belongs to this
+                    # question. Left unread it would answer the next one (an empty PIN, "no input").
+                    key = await self._wait_digit(min(command.inter_digit_timeout, TERMINATOR_GRACE))
+                    if key and key != command.terminator:
+                        self.typed_ahead = key  # the caller went on to the next question
                 break
             key = await self._wait_digit(command.inter_digit_timeout)
             if not key:

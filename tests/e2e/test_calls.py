@@ -172,6 +172,23 @@ def test_landline_caller_keys_number_and_pin(line_stack: LineStack) -> None:
     assert "'1234'" not in log and "pin=1234" not in log, "the PIN leaked into the log"
 
 
+def test_the_hash_after_the_number_stays_with_the_number(line_stack: LineStack) -> None:
+    """The 8-800 prompt says "enter the 11-digit number and press #": that # must not answer the PIN
+    question (it once did, with an empty input, and the caller heard "no input")."""
+    result = call(line_stack, "88005500500", "74951234567", IVAN + "#,1234#,1", wait=4.0, first_wait=3.0)
+    assert_ended_normally(result)
+    done = actions_of(result)
+    assert "subscriber.verify_pin:ok" in done, done
+    assert "balance.report:ok" in done, done
+    assert result.record is not None
+    inputs = [
+        line.split(" input ", 1)[1]
+        for line in line_stack.log_for(result.record.uniqueid)
+        if " input " in line
+    ]
+    assert inputs[:2] == [f"digits '{IVAN}'", "4 digits (secret)"], inputs
+
+
 def test_password_reset_is_confirmed_applied_and_texted(line_stack: LineStack) -> None:
     # Main menu 4 = web password; the confirm step asks "yes: 1, no: 2".
     result = call(line_stack, "0505", IVAN, "4,1", wait=4.0)

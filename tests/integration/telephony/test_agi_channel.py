@@ -67,10 +67,45 @@ def test_pin_until_terminator_is_stripped(tmp_path: Path) -> None:
     assert "WAIT FOR DIGIT 3000" in script.commands  # inter-digit timeout after the first key
 
 
-def test_input_stops_at_max_digits(tmp_path: Path) -> None:
+def test_a_key_past_max_digits_answers_the_next_question(tmp_path: Path) -> None:
+    # Six digits fill the PIN; the seventh key arrives where its # was awaited: the caller is typing the
+    # next answer ahead, so it answers the next prompt at once (barge-in) instead of being lost.
     script = CallScript(keys=list("23456789"))
-    assert collect(tmp_path, script, PIN, typed_ahead="1") == Digits("123456")
-    assert script.keys == list("789")
+    channel = AgiChannel(ScriptTransport(script), Voice(tmp_path), "operator", "ru")
+
+    async def pin_then_menu() -> tuple[object, object]:
+        return await channel.collect(PIN, "1"), await channel.collect(MENU, "")
+
+    assert asyncio.run(pin_then_menu()) == (Digits("123456"), Digits("7"))
+    assert script.streamed == []  # the menu prompt was answered before it played
+    assert script.keys == list("89")
+
+
+def test_the_terminator_after_a_full_input_is_consumed(tmp_path: Path) -> None:
+    """ "Enter the 11-digit number and press #": the # belongs to the number, not to the PIN asked next
+    (it once answered the PIN question with an empty input: "no input")."""
+    number = Collect((PromptRef("ask_number"),), max_digits=11, min_digits=11)
+    script = CallScript(keys=[*"9161234567", "#", *"1234#"])
+    channel = AgiChannel(ScriptTransport(script), Voice(tmp_path), "operator", "ru")
+
+    async def both() -> tuple[object, object]:
+        return await channel.collect(number, "7"), await channel.collect(PIN, "")
+
+    assert asyncio.run(both()) == (Digits("79161234567"), Digits("1234"))
+    assert "WAIT FOR DIGIT 2000" in script.commands  # the grace for the terminator
+
+
+def test_a_full_input_without_terminator_ends_after_the_grace(tmp_path: Path) -> None:
+    number = Collect((PromptRef("ask_number"),), max_digits=11, min_digits=11)
+    script = CallScript(keys=list("9161234567"))
+    assert collect(tmp_path, script, number, typed_ahead="7") == Digits("79161234567")
+    assert script.commands[-1] == "WAIT FOR DIGIT 2000"
+
+
+def test_a_one_key_menu_does_not_wait_for_a_terminator(tmp_path: Path) -> None:
+    script = CallScript(barge={"main_menu": "1"}, keys=["#"])
+    assert collect(tmp_path, script, MENU) == Digits("1")
+    assert script.keys == ["#"]
 
 
 def test_inter_digit_timeout_ends_input(tmp_path: Path) -> None:
