@@ -118,7 +118,10 @@ class LineApp:
 
     def _action_invoker(self, call: CallStarted) -> ActionInvoker:
         uow_factory = self._database()
-        changes_state = {name for name, info in actions.catalog().items() if info.changes_state}
+        # Any action that writes may have queued an SMS (a one-time code, a password, a voucher, a card
+        # number): delivery starts as soon as it commits, so the caller who hears "we sent you a code"
+        # already has it, instead of waiting for the pump's next round.
+        writers = {name for name, action in actions.REGISTRY.items() if action.writes}
 
         async def invoke(command: InvokeAction, variables: Mapping[str, Any]) -> ActionResult:
             ctx = actions.ActionContext(
@@ -130,8 +133,8 @@ class LineApp:
                 idempotency_key=command.idempotency_key or f"{call.call_id}:{command.name}",
             )
             result = await asyncio.to_thread(actions.invoke, command.name, dict(command.args), ctx)
-            if command.name in changes_state and self._sms_pump is not None:
-                self._sms_pump.kick()  # the action may have queued an SMS (password, voucher, card)
+            if command.name in writers and self._sms_pump is not None:
+                self._sms_pump.kick()
             return ActionResult(status=result.status, values=dict(result.values or {}))
 
         return invoke

@@ -85,12 +85,12 @@ def deliver_pending(uow_factory: UowFactory, sender: SmsSender, limit: int = 100
 
 
 class SmsPump:
-    """Delivers the outbox in a background thread: at once after `kick()` (call it after an action that
-    may have queued an SMS) and every `interval` seconds anyway. `stop()` delivers what is left and
+    """Delivers the outbox in a background thread: at once after `kick()` (the session's invoker kicks it
+    after every action that writes) and every `interval` seconds anyway. `stop()` delivers what is left and
     joins. One per process, beside the uow factory:
 
         pump = SmsPump(uow_factory, sender_from_settings(settings)); pump.start()
-        ... result = invoke(...); if info.changes_state: pump.kick()
+        ... result = invoke(...); if action.writes: pump.kick()
         pump.stop()
     """
 
