@@ -11,6 +11,8 @@ import contextvars
 import logging
 import re
 import sys
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -41,6 +43,34 @@ class SecretScrubber(logging.Filter):
 
 
 FORMAT = "%(asctime)s %(levelname)s [%(call_id)s] %(name)s: %(message)s"
+
+
+class ThrottledLog:
+    """Warnings that a flood could repeat (refused connections, bad headers): at most one record per kind
+    every `interval` seconds, and the next one says how many were held back. 1,000 idle sockets once wrote
+    7,543 identical lines in a minute."""
+
+    def __init__(
+        self, logger: logging.Logger, interval: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.logger, self.interval, self.clock = logger, interval, clock
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def warning(self, kind: str, msg: str, *args: object) -> bool:
+        """Log unless one of this kind was logged less than `interval` ago; True when it was logged."""
+        now = self.clock()
+        last = self._last.get(kind)
+        if last is not None and now - last < self.interval:
+            self._held[kind] = self._held.get(kind, 0) + 1
+            return False
+        held = self._held.pop(kind, 0)
+        self._last[kind] = now
+        if held:
+            msg += " (and %d more like it in the last %.0f s)"
+            args = (*args, held, now - (last or now))
+        self.logger.warning(msg, *args)
+        return True
 
 
 def setup_logging(settings: Settings, *, to_stderr: bool = True, filename: str | None = None) -> None:

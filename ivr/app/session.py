@@ -8,6 +8,7 @@ operation (it either commits whole or rolls back whole).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -50,7 +51,7 @@ class DialogEngine(Protocol):
 
 @dataclass
 class CallOutcome:
-    result: str = "hangup"  # hangup | transfer | caller_hangup | error
+    result: str = "hangup"  # hangup | transfer | caller_hangup | error | cancelled (server shutdown)
     queue: str = ""
     reason: str = ""
     actions: list[str] = field(default_factory=list)  # "name:status" in order
@@ -80,6 +81,11 @@ class Session:
         )
         try:
             await self._loop(started)
+        except asyncio.CancelledError:
+            # The server is stopping and the grace period is over: not the caller's doing.
+            self.outcome.result = "cancelled"
+            self.outcome.reason = "server_shutdown"
+            raise
         except ChannelHungUp:
             self.outcome.result = "caller_hangup"
             log.info("caller hung up")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ivr.engine.events import CallStarted
+from ivr.logs import ThrottledLog
 from ivr.telephony.agi import AgiProtocolError, AgiRequest, StreamTransport, parse_request, read_header
 from ivr.telephony.agi_channel import AgiChannel, PromptFiles
 from ivr.telephony.channel import ChannelHungUp
@@ -66,14 +67,21 @@ class FastAgiServer:
     host: str = "127.0.0.1"
     port: int = 4573
     grace_seconds: float = 30.0
-    header_timeout: float = 5.0
-    # Calls served at once; one more is refused at once (the dialplan's failure path takes the caller).
+    # Asterisk sends the whole header at once; a peer that has not finished it by then is not Asterisk.
+    header_timeout: float = 3.0
+    # Calls served at once; one more is refused at once (the dialplan's failure path takes the caller). A
+    # connection is a call only once its header is complete: idle sockets never take a caller's place.
     max_calls: int = 1000
+    # Connections still sending their header; beyond this, new ones are closed at once.
+    max_pending: int = 2000
     calls: set[asyncio.Task[None]] = field(default_factory=set)
+    pending: set[asyncio.Task[None]] = field(default_factory=set)
     served: int = 0
     rejected: int = 0
+    cancelled: int = 0
     _server: asyncio.Server | None = None
     _stopping: asyncio.Event | None = None
+    _warnings: ThrottledLog = field(default_factory=lambda: ThrottledLog(log))
 
     async def start(self) -> None:
         self._stopping = asyncio.Event()
@@ -84,23 +92,22 @@ class FastAgiServer:
         log.info("FastAGI listening on %s:%s", self.host, self.port)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # The outermost frame of the connection's task: it ends normally even when cancelled at shutdown,
+        # because asyncio's stream protocol logs "Exception in callback" for a task that ends cancelled.
         transport = StreamTransport(reader, writer)
-        if len(self.calls) >= self.max_calls:
-            self.rejected += 1
-            log.warning("refused a call: %d calls in progress (max_calls)", len(self.calls))
-            await transport.close()
-            return
         task = asyncio.current_task()
-        if task is not None:
-            self.calls.add(task)
+        assert task is not None
         try:
-            try:
-                env = await read_header(reader, timeout=self.header_timeout)
-            except (AgiProtocolError, ChannelHungUp) as exc:
-                self.rejected += 1
-                log.warning("rejected AGI connection from %s: %s", writer.get_extra_info("peername"), exc)
+            request = await self._read_request(task, reader, writer)
+            if request is None:
                 return
-            request = parse_request(env)
+            if len(self.calls) >= self.max_calls:
+                self.rejected += 1
+                self._warnings.warning(
+                    "max_calls", "refused a call: %d calls in progress (max_calls)", len(self.calls)
+                )
+                return
+            self.calls.add(task)
             channel = AgiChannel(
                 transport,
                 self.handler.voice,
@@ -111,14 +118,41 @@ class FastAgiServer:
             await self.handler.run_call(request, channel)
             self.served += 1
         except asyncio.CancelledError:
-            log.warning("call cancelled at shutdown")
-            raise
+            if task in self.calls:
+                self.cancelled += 1
+                log.warning("call cut off at shutdown: the dialplan's failure path takes the caller")
         except Exception:  # one broken call must never take the server down
             log.exception("unexpected error serving a call")
         finally:
-            if task is not None:
-                self.calls.discard(task)
-            await transport.close()
+            self.calls.discard(task)
+            self.pending.discard(task)
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await transport.close()
+
+    async def _read_request(
+        self, task: asyncio.Task[None], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> AgiRequest | None:
+        """The AGI header, within `header_timeout`; None (logged, rate-limited) for anything else."""
+        if len(self.pending) >= self.max_pending:
+            self.rejected += 1
+            self._warnings.warning(
+                "max_pending",
+                "refused a connection: %d connections have not sent an AGI header",
+                len(self.pending),
+            )
+            return None
+        self.pending.add(task)
+        try:
+            env = await read_header(reader, timeout=self.header_timeout)
+        except (AgiProtocolError, ChannelHungUp) as exc:
+            self.rejected += 1
+            self._warnings.warning(
+                "bad_header", "rejected AGI connection from %s: %s", writer.get_extra_info("peername"), exc
+            )
+            return None
+        finally:
+            self.pending.discard(task)
+        return parse_request(env)
 
     def request_stop(self) -> None:
         if self._stopping is not None:
@@ -130,22 +164,29 @@ class FastAgiServer:
         await self.shutdown()
 
     async def shutdown(self) -> None:
-        """Stop accepting, let calls finish (bounded), cancel what is left."""
+        """Stop accepting, drop connections that are not calls yet, let calls finish (bounded), then cut
+        off what is left (those callers fall to the dialplan's failure path)."""
         if self._server is not None:
             self._server.close()
+        for task in list(self.pending):
+            task.cancel()
         active = set(self.calls)
         if active:
             log.info("waiting up to %.0f s for %d call(s) in progress", self.grace_seconds, len(active))
-            _done, pending = await asyncio.wait(active, timeout=self.grace_seconds)
-            for task in pending:
+            _done, left = await asyncio.wait(active, timeout=self.grace_seconds)
+            for task in left:
                 task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=5.0)
+        remaining = self.calls | self.pending
+        if remaining:
+            await asyncio.wait(remaining, timeout=5.0)
         if self._server is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 5.0)
         log.info(
-            "FastAGI server stopped (served %d calls, rejected %d connections)", self.served, self.rejected
+            "FastAGI server stopped (served %d calls, cut off %d at shutdown, rejected %d connections)",
+            self.served,
+            self.cancelled,
+            self.rejected,
         )
 
     def install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:

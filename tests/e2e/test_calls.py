@@ -5,6 +5,7 @@ database and the server log, never from timing."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from pathlib import Path
 
@@ -78,6 +79,22 @@ def test_home_subscriber_hears_balance_on_0505(line_stack: LineStack) -> None:
     assert any("action balance.report status=ok" in line for line in log), log
     assert any("trust=yes roaming=no" in line for line in log), log
     print(f"e2e call wall time: {seconds:.1f} s")
+
+
+def test_a_real_call_gets_through_1000_idle_connections(line_stack: LineStack) -> None:
+    """1,000 sockets open on the FastAGI port that never send a header (a scan, a stuck balancer) once
+    refused real calls as "1000 calls in progress". They are not calls: a real call still gets through."""
+    idle = []
+    try:
+        for _ in range(1000):
+            sock = socket.create_connection(("127.0.0.1", line_stack.settings.agi_port), timeout=5)
+            idle.append(sock)
+        result = call(line_stack, "0505", IVAN, "1")
+    finally:
+        for sock in idle:
+            sock.close()
+    assert_ended_normally(result)
+    assert "balance.report:ok" in actions_of(result)
 
 
 def test_roaming_subscriber_on_long_number(line_stack: LineStack) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -270,3 +271,79 @@ def test_calls_beyond_max_calls_are_refused_not_queued(tmp_path: Path) -> None:
 
     server = run_with_server(tmp_path, scenario, max_calls=1)
     assert (server.served, server.rejected) == (2, 1)
+
+
+def test_shutdown_is_clean_and_cut_calls_are_recorded_as_cancelled(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stopping the server with calls in progress and idle connections open: no asyncio tracebacks, and
+    the calls cut off after the grace period are recorded as cancelled, not as caller hang-ups."""
+    sessions: list[Session] = []
+
+    def factory(call: CallStarted, channel: CallChannel) -> Session:
+        sessions.append(Session(MenuDouble(), channel, invoke, call))
+        return sessions[-1]
+
+    handler = CallHandler(factory, Voice(tmp_path), read_timeout=30.0)
+
+    async def main() -> None:
+        server = FastAgiServer(handler, port=0, grace_seconds=0.3)
+        await server.start()
+        calls = []
+        for _ in range(5):  # calls that never answer their first command: still running at shutdown
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(HEADER)
+            await writer.drain()
+            await reader.readline()
+            calls.append(writer)
+        idle = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(20)]
+        await asyncio.sleep(0.05)
+        await server.shutdown()
+        for writer in [*calls, *(w for _r, w in idle)]:
+            writer.close()
+        await asyncio.sleep(0.05)
+
+    caplog.set_level(logging.INFO)
+    asyncio.run(main())
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]
+    assert [s.outcome.result for s in sessions] == ["cancelled"] * 5
+    assert "caller hung up" not in caplog.text
+
+
+def test_idle_connections_are_not_calls(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Sockets that never send a header do not take a caller's place (300 idle connections once refused a
+    real call as "calls in progress"), are closed at the header deadline, and the warnings about them are
+    rate-limited instead of one line each."""
+
+    async def scenario(server: FastAgiServer) -> None:
+        idle = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(300)]
+        await asyncio.sleep(0.1)
+        assert len(server.pending) == 300 and len(server.calls) == 0
+        await normal_call(server)  # max_calls is 5: idle sockets are not calls
+        closed = await asyncio.gather(*(read_until_closed(reader) for reader, _w in idle))
+        assert closed == [b""] * 300  # the header deadline ended every one of them
+        for _reader, writer in idle:
+            writer.close()
+
+    caplog.set_level(logging.INFO)
+    server = run_with_server(tmp_path, scenario, max_calls=5, header_timeout=1.0)
+    assert (server.served, server.rejected) == (1, 300)
+    warnings = [
+        r for r in caplog.records if r.levelno == logging.WARNING and "rejected AGI" in r.getMessage()
+    ]
+    assert 1 <= len(warnings) <= 2, len(warnings)
+
+
+def test_connections_beyond_max_pending_are_closed_at_once(tmp_path: Path) -> None:
+    async def scenario(server: FastAgiServer) -> None:
+        idle = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(10)]
+        await asyncio.sleep(0.1)
+        assert await send_raw(server.port, HEADER, close=False) == b""  # an 11th: closed, never read
+        for _reader, writer in idle:
+            writer.close()
+        await asyncio.sleep(0.1)
+        await normal_call(server)
+
+    server = run_with_server(tmp_path, scenario, max_pending=10, header_timeout=30.0)
+    assert server.served == 1
