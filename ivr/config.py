@@ -3,6 +3,10 @@
 Nothing here does work at import time. `load_settings()` reads `ivr.toml` (or the file named by
 `IVR_CONFIG`) and `IVR_*` environment variables; the CLI applies its own flags last.
 
+Every value is checked against its field's annotation (`_convert`, the one place). A key in a settings file
+that is not a setting, an `IVR_*` variable that is neither a setting nor in ENV_NOT_SETTINGS, and a value of
+the wrong type are refused with StartupRefused, naming the file or variable, the key and what was expected.
+
 Secrets (the AMI secret) never have a usable default: the setup script generates one into
 `var/secrets.toml`, which is read like any other settings file and is never logged.
 """
@@ -10,8 +14,11 @@ Secrets (the AMI secret) never have a usable default: the setup script generates
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,41 +118,217 @@ class Settings:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
+# ---- checking: every setting's type comes from its annotation ----------------------------------------
 
-def _coerce(name: str, raw: Any) -> Any:
-    current = Settings.__dataclass_fields__[name]
-    kind = str(current.type)
-    if raw is None:
+# The annotations a setting may have (optionally `| None`), and how a message names each.
+_KINDS: dict[type, str] = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    Path: "a path (a string)",
+}
+
+# IVR_* environment variables that are not settings but are set on purpose; everything else named IVR_* must
+# be a setting (IVR_ + its name in upper case), so that a misspelt one is refused instead of ignored.
+ENV_NOT_SETTINGS = frozenset(
+    {
+        "IVR_CONFIG",  # the settings file itself (load_settings below)
+        "IVR_RTP_START",  # first RTP port: ivr/testbed/asterisk.py reads it, ivr/testbed/localline.py sets it
+        "IVR_SOFTPHONE_CALLERID",  # scripts/run.sh
+        "IVR_PYTHON",  # scripts/setup.sh: the Python that creates .venv
+        "IVR_SKIP_APT",  # scripts/setup.sh
+        "IVR_SKIP_TTS",  # scripts/setup.sh
+        "IVR_ASTERISK_SUITE",  # scripts/install_asterisk.sh
+        "IVR_ASTERISK_FORCE_TREE",  # scripts/install_asterisk.sh
+    }
+)
+
+# Keys var/secrets.toml may hold besides settings: ivr/testbed/asterisk.py (read_secrets) reads them.
+SECRETS_NOT_SETTINGS = frozenset({"softphone_password", "softphone_callerid"})
+
+
+@dataclass(frozen=True)
+class _Spec:
+    kind: type
+    optional: bool
+
+
+def _spec(name: str, hint: Any) -> _Spec:
+    if hint in _KINDS:
+        return _Spec(hint, optional=False)
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (types.UnionType, typing.Union) and len(args) == 2 and type(None) in args:
+        (inner,) = (a for a in args if a is not type(None))
+        if inner in _KINDS:
+            return _Spec(inner, optional=True)
+    allowed = ", ".join(k.__name__ for k in _KINDS)
+    raise TypeError(f"Settings.{name}: unsupported annotation {hint!r} (one of {allowed}, or it | None)")
+
+
+# Resolved once from the annotations (the module uses `from __future__ import annotations`: they are strings).
+_SPECS = {
+    name: _spec(name, hint) for name, hint in typing.get_type_hints(Settings).items() if name in _FIELDS
+}
+_ENV_NAMES = {f"IVR_{name.upper()}": name for name in _FIELDS}
+
+
+class _BadValue(ValueError):
+    """A value that does not fit its setting; the caller adds where it came from."""
+
+
+def _parse(kind: type, text: str) -> Any:
+    """A setting of type `kind` from its text (environment, command line)."""
+    if kind is str:
+        return text
+    if kind is Path:
+        return Path(text).expanduser()
+    word = text.strip().lower()
+    if kind is bool and word in ("1", "true", "yes", "on"):
+        return True
+    if kind is bool and word in ("0", "false", "no", "off"):
+        return False
+    if kind in (int, float):
+        try:
+            return kind(word)
+        except ValueError:
+            pass
+    raise _BadValue(f"must be {_KINDS[kind]}, not {text!r}")
+
+
+def _convert(name: str, raw: Any, *, typed: bool) -> Any:
+    """The value of setting `name` from `raw`, checked against the setting's annotation: the one place
+    where types are checked. `typed`: raw comes from a TOML file, which has integers, floats, booleans and
+    strings, so it must already have the type (a float setting takes an integer too). Otherwise a string is
+    parsed (environment, command line) and a value of the right type is taken as it is. The message of a
+    secret setting (repr=False, e.g. ami_secret) never shows the value."""
+    spec = _SPECS[name]
+    try:
+        return _checked(spec, raw, typed=typed)
+    except _BadValue:
+        if _FIELDS[name].repr:
+            raise
+        raise _BadValue(f"must be {_KINDS[spec.kind]} (the value is secret: not shown)") from None
+
+
+def _checked(spec: _Spec, raw: Any, *, typed: bool) -> Any:
+    kind = spec.kind
+    if raw is None and spec.optional and not typed:
         return None
-    if "int" in kind and "Path" not in kind:
-        return int(raw)
-    if "float" in kind:
-        return float(raw)
-    if "Path" in kind:
-        return Path(str(raw)).expanduser()
-    return str(raw)
+    if isinstance(raw, str) and (kind in (str, Path) or not typed):
+        return _parse(kind, raw)
+    if isinstance(raw, Path) and kind is Path:
+        return raw.expanduser()
+    if isinstance(raw, bool):
+        if kind is bool:
+            return raw
+    elif isinstance(raw, int) and kind in (int, float):
+        return kind(raw)
+    elif isinstance(raw, float) and kind is float:
+        return raw
+    if isinstance(raw, str):  # a TOML string where a number or true/false belongs
+        try:
+            _parse(kind, raw)
+            got = f"the string {raw!r} (write it without quotes)"
+        except _BadValue:
+            got = f"the string {raw!r}"
+    elif typed:
+        got = f"{_toml_kind(raw)} {raw!r}" + (" (put it in quotes)" if kind in (str, Path) else "")
+    else:
+        got = repr(raw)
+    raise _BadValue(f"must be {_KINDS[kind]}, not {got}")
+
+
+def _toml_kind(value: Any) -> str:
+    for kind, words in ((bool, "true/false"), (int, "the integer"), (float, "the number"), (dict, "a table")):
+        if isinstance(value, kind):
+            return words
+    return "a list" if isinstance(value, list) else type(value).__name__
+
+
+def _unknown(where: str, shown: str, candidates: list[str], settings: list[str]) -> str:
+    """`where: unknown setting 'shown' (did you mean ...?)`; with no near candidate, the settings."""
+    lowered = {c.lower(): c for c in candidates}
+    near = difflib.get_close_matches(shown.lower(), list(lowered), n=1, cutoff=0.6)
+    hint = f"did you mean {lowered[near[0]]!r}?" if near else "known settings: " + ", ".join(settings)
+    return f"{where}: unknown setting {shown!r} ({hint})"
+
+
+def _read_file(path: Path, extra_keys: frozenset[str], problems: list[str]) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(f"{path}: not valid TOML: {exc}")
+        return {}
+    except OSError as exc:
+        problems.append(f"{path}: cannot read: {exc.strerror}")
+        return {}
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        if key in extra_keys:
+            continue
+        if key not in _FIELDS and isinstance(raw, dict):
+            inside = [name for name in _FIELDS if name.startswith(f"{key}_")] or list(_FIELDS)
+            problems.append(
+                f"{path}: unknown setting {key!r} (a table; settings are top-level keys: {', '.join(inside)})"
+            )
+            continue
+        if key not in _FIELDS:
+            problems.append(_unknown(str(path), key, list(_FIELDS), list(_FIELDS)))
+            continue
+        try:
+            values[key] = _convert(key, raw, typed=True)
+        except _BadValue as exc:
+            problems.append(f"{path}: setting {key!r} {exc}")
+    return values
+
+
+def _read_environment(problems: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for var, text in sorted(os.environ.items()):
+        if not var.startswith("IVR_") or var in ENV_NOT_SETTINGS:
+            continue
+        name = _ENV_NAMES.get(var)
+        if name is None:
+            candidates = [*_ENV_NAMES, *sorted(ENV_NOT_SETTINGS)]
+            problems.append(_unknown("environment", var, candidates, list(_ENV_NAMES)))
+        elif text != "":  # set but empty: as if unset
+            try:
+                values[name] = _convert(name, text, typed=False)
+            except _BadValue as exc:
+                problems.append(f"environment: {var} {exc}")
+    return values
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {}
+    """Settings from defaults < the settings file < IVR_* environment < `overrides` (the command line).
+
+    Refuses (StartupRefused, naming the file or variable, the key and what was expected) a key that is not
+    a setting, an IVR_* variable that is neither a setting nor in ENV_NOT_SETTINGS, and a value of the
+    wrong type. `overrides` whose value is None are skipped; an unknown keyword is a TypeError."""
+    unknown = sorted(set(overrides) - set(_FIELDS))
+    if unknown:
+        raise TypeError(f"load_settings() got unknown settings {unknown}")
+    problems: list[str] = []
     home = Path(overrides.get("home") or os.environ.get("IVR_HOME") or PROJECT_ROOT)
-    files: list[Path] = []
     explicit = config_file or os.environ.get("IVR_CONFIG")
-    files.append(Path(explicit) if explicit else home / "ivr.toml")
+    main_file = Path(explicit) if explicit else home / "ivr.toml"
+    values: dict[str, Any] = {}
     # Secrets generated by the setup script; read after the main file so they fill in only what it lacks.
-    files.append(home / "var" / "secrets.toml")
-    for path in files:
+    for path, extra in ((main_file, frozenset()), (home / "var" / "secrets.toml", SECRETS_NOT_SETTINGS)):
         if path.is_file():
-            with path.open("rb") as fh:
-                data = tomllib.load(fh)
-            for key, val in data.items():
-                if key in _FIELDS and key not in values:
-                    values[key] = _coerce(key, val)
-    for name in _FIELDS:
-        env = os.environ.get(f"IVR_{name.upper()}")
-        if env is not None and env != "":
-            values[name] = _coerce(name, env)
+            for key, val in _read_file(path, extra, problems).items():
+                values.setdefault(key, val)
+    values.update(_read_environment(problems))
     for key, val in overrides.items():
         if val is not None:
-            values[key] = _coerce(key, val) if key in _FIELDS else val
+            try:
+                values[key] = _convert(key, val, typed=False)
+            except _BadValue as exc:
+                problems.append(f"command line: {key} {exc}")
+    if len(problems) == 1:
+        raise StartupRefused(problems[0])
+    if problems:
+        raise StartupRefused(f"{len(problems)} problems in the settings:\n  " + "\n  ".join(problems))
     return Settings(**values)

@@ -41,7 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    settings = load_settings(args.config, database_url=args.database_url, log_level=args.log_level)
+    try:
+        settings = load_settings(args.config, database_url=args.database_url, log_level=args.log_level)
+    except StartupRefused as exc:  # a misspelt or mistyped setting: the message says which
+        print(f"ivr {args.command}: {exc}", file=sys.stderr)
+        return 2
     setup_logging(settings, to_stderr=True)
     try:
         result = args.func(settings, args)
