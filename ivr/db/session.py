@@ -22,12 +22,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Select, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import StaticPool
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +42,24 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine with the project's SQLite setup (WAL, foreign keys, busy timeout, explicit BEGIN)."""
+@dataclass(frozen=True)
+class DbTimeouts:
+    """How long a database may make a caller's operation wait, in seconds (None: no limit).
+
+    connect: reaching the server, including its reply to the start-up handshake (a port that accepts
+    but never answers once held `ivr serve` at start for minutes). lock: waiting for a row lock
+    (PostgreSQL `lock_timeout`) or SQLite's write lock (its busy timeout, which was 60 s). statement: one
+    statement (PostgreSQL `statement_timeout`; SQLite has none). A frozen server enforces none of these;
+    the session's action time limit covers the caller then (docs/operations.md)."""
+
+    connect: float | None = 5.0
+    lock: float | None = 5.0
+    statement: float | None = None
+
+
+def make_engine(url: str, *, timeouts: DbTimeouts = DbTimeouts(), **kwargs: Any) -> Engine:
+    """An engine with the project's SQLite setup (WAL, foreign keys, busy timeout, explicit BEGIN) and
+    the connect, lock and statement timeouts of `timeouts` on SQLite and PostgreSQL."""
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         # The project ships psycopg 3; SQLAlchemy's default PostgreSQL driver would be psycopg2.
@@ -51,7 +69,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
         connect_args = dict(kwargs.pop("connect_args", {}))
-        connect_args.setdefault("timeout", 60)
+        connect_args.setdefault("timeout", timeouts.lock if timeouts.lock is not None else 3600.0)
         connect_args.setdefault("check_same_thread", False)
         kwargs.setdefault("pool_size", 20)
         kwargs.setdefault("max_overflow", 100)
@@ -59,8 +77,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         database = parsed.database or ""
         if database in ("", ":memory:"):
             # Each pooled connection would be a different empty database; keep one.
-            from sqlalchemy.pool import StaticPool
-
             kwargs.pop("pool_size")
             kwargs.pop("max_overflow")
             kwargs.pop("pool_timeout")
@@ -68,6 +84,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args=connect_args, **kwargs)
         _setup_sqlite(engine, file_backed=database not in ("", ":memory:"))
         return engine
+    if parsed.get_backend_name() == "postgresql":
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        if timeouts.connect is not None:
+            connect_args.setdefault("connect_timeout", max(1, round(timeouts.connect)))
+        options = [
+            f"-c {name}={int(seconds * 1000)}"
+            for name, seconds in (("lock_timeout", timeouts.lock), ("statement_timeout", timeouts.statement))
+            if seconds is not None
+        ]
+        if options:
+            connect_args.setdefault("options", " ".join(options))
+        kwargs["connect_args"] = connect_args
     if kwargs.get("poolclass") is None:
         kwargs.pop("poolclass", None)
         kwargs.setdefault("pool_pre_ping", True)
@@ -164,6 +192,8 @@ class UowFactory:
         self.engine.dispose()
 
 
-def make_uow_factory(url: str, *, clock: Clock = utcnow, **engine_kwargs: Any) -> UowFactory:
+def make_uow_factory(
+    url: str, *, clock: Clock = utcnow, timeouts: DbTimeouts = DbTimeouts(), **engine_kwargs: Any
+) -> UowFactory:
     """The one way the server, the simulator and the tools reach the database."""
-    return UowFactory(make_engine(url, **engine_kwargs), clock=clock)
+    return UowFactory(make_engine(url, timeouts=timeouts, **engine_kwargs), clock=clock)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import socket
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from dbfixtures import IVAN, demo_ids
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
 from ivr.db import migrate
 from ivr.db.models import Account
-from ivr.db.session import UowFactory, make_uow_factory
+from ivr.db.session import DbTimeouts, UowFactory, make_engine, make_uow_factory
 
 
 def _balance(factory: UowFactory, account_id: int) -> Decimal:
@@ -64,11 +65,52 @@ def test_sqlite_write_unit_takes_the_write_lock_at_begin(tmp_path: Path) -> None
 
 
 def test_plain_postgresql_urls_use_psycopg3() -> None:
-    from ivr.db.session import make_engine
-
     engine = make_engine("postgresql://ivr:s3cret@127.0.0.1:1/ivr")
     try:
         assert engine.dialect.driver == "psycopg"
         assert engine.url.password == "s3cret"
     finally:
         engine.dispose()
+
+
+def test_a_held_lock_fails_the_operation_instead_of_waiting(db_url: str) -> None:
+    """A write lock held elsewhere (a stuck transaction, a long migration) ends the operation after the
+    lock timeout, on SQLite (its busy timeout, once 60 s) and on PostgreSQL (lock_timeout)."""
+    timeouts = DbTimeouts(lock=0.3)
+    holder = make_uow_factory(db_url)
+    waiting = make_uow_factory(db_url, timeouts=timeouts)
+    try:
+        _, account_id = demo_ids(holder, IVAN)
+        with holder(write=True) as held:
+            held.session.scalars(held.locked(select(Account).where(Account.id == account_id))).one()
+            with pytest.raises(OperationalError), waiting(write=True) as uow:
+                uow.session.scalars(uow.locked(select(Account).where(Account.id == account_id))).one()
+    finally:
+        waiting.dispose()
+        holder.dispose()
+
+
+@pytest.mark.postgres
+def test_postgresql_statement_timeout(request: pytest.FixtureRequest) -> None:
+    cluster = request.getfixturevalue("pg_cluster")
+    factory = make_uow_factory(cluster.url(), timeouts=DbTimeouts(statement=0.2))
+    try:
+        with pytest.raises(OperationalError, match="statement timeout"), factory() as uow:
+            uow.session.execute(text("SELECT pg_sleep(5)"))
+    finally:
+        factory.dispose()
+
+
+def test_a_server_that_accepts_but_never_answers_is_given_up(tmp_path: Path) -> None:
+    """A port that accepts connections and says nothing (a frozen or half-dead server) once held
+    `ivr serve` at start for minutes: the connect timeout ends the attempt."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        engine = make_engine(f"postgresql://ivr@127.0.0.1:{port}/ivr", timeouts=DbTimeouts(connect=1.0))
+        try:
+            with pytest.raises(OperationalError), engine.connect():
+                pass
+        finally:
+            engine.dispose()
