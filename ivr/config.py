@@ -41,6 +41,11 @@ class Settings:
     # Everything the running line writes lives under var_dir (database, audio, logs, Asterisk runtime).
     var_dir: Path | None = None
     database_url: str | None = None
+    # How long the database may make a call's operation wait (ivr.db.session.DbTimeouts): reaching the
+    # server, waiting for a lock, one statement. The trees' action_timeout bounds the caller's wait anyway.
+    db_connect_timeout: float = 5.0
+    db_lock_timeout: float = 5.0
+    db_statement_timeout: float = 10.0
     prompts_dir: Path | None = None
     sounds_dir: Path | None = None
     log_dir: Path | None = None

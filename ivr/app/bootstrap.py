@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,7 @@ from ivr.app.sms import SmsPump, sender_from_settings
 from ivr.config import Settings, StartupRefused
 from ivr.db.migrate import current_revision, head_revision
 from ivr.db.models import SmsOutbox
-from ivr.db.session import make_uow_factory
+from ivr.db.session import DEFAULT_TIMEOUTS, DbTimeouts, make_uow_factory
 from ivr.engine.commands import InvokeAction
 from ivr.engine.engine import Engine
 from ivr.engine.events import ActionResult, CallStarted
@@ -43,15 +44,40 @@ class SchemaOutOfDate(StartupRefused):
     """The database is not at the migration this code needs: every action would fail mid-call."""
 
 
-def check_schema(url: str) -> None:
-    """Refuse to serve on a database whose schema is behind (or ahead of) the code. An unreachable
-    database is only logged: calls then get the apology and an operator, and recover when it returns."""
-    try:
-        current = current_revision(url)
-    except Exception as exc:  # the driver's own error types differ per database
-        log.warning("database not reachable at start (%s); actions will fail until it is", type(exc).__name__)
+def db_timeouts(settings: Settings) -> DbTimeouts:
+    return DbTimeouts(
+        connect=settings.db_connect_timeout,
+        lock=settings.db_lock_timeout,
+        statement=settings.db_statement_timeout,
+    )
+
+
+def check_schema(url: str, timeouts: DbTimeouts = DEFAULT_TIMEOUTS) -> None:
+    """Refuse to serve on a database whose schema is behind (or ahead of) the code. An unreachable or
+    unanswering database is only logged, and never waited on past its connect timeout: the server
+    listens, calls get the apology and an operator, and actions recover when it returns."""
+    box: dict[str, Any] = {}
+
+    def look() -> None:
+        try:
+            box["current"] = current_revision(url, timeouts)
+        except Exception as exc:  # the driver's own error types differ per database
+            box["error"] = exc
+
+    # The connect timeout bounds the driver; a thread with a deadline bounds everything else (a server
+    # that answers the handshake and then freezes).
+    probe = threading.Thread(target=look, name="schema-check", daemon=True)
+    probe.start()
+    probe.join((timeouts.connect or 5.0) + 5.0)
+    if probe.is_alive():
+        log.warning("database gave no answer at start; serving without it: actions fail until it answers")
         return
-    head = head_revision()
+    if "error" in box:
+        log.warning(
+            "database not reachable at start (%s); actions will fail until it is", type(box["error"]).__name__
+        )
+        return
+    current, head = box["current"], head_revision()
     if current != head:
         raise SchemaOutOfDate(
             f"database schema is at {current or 'nothing'}, this version needs {head}: run `ivr db migrate`"
@@ -142,7 +168,7 @@ class LineApp:
     def _database(self) -> Any:
         """The unit-of-work factory (one per process) and the SMS outbox pump beside it, made on first use."""
         if self._uow_factory is None:
-            self._uow_factory = make_uow_factory(self.settings.db_url)
+            self._uow_factory = make_uow_factory(self.settings.db_url, timeouts=db_timeouts(self.settings))
             self._sms_pump = SmsPump(self._uow_factory, sender_from_settings(self.settings))
             self._sms_pump.start()
         return self._uow_factory
@@ -170,7 +196,7 @@ class LineApp:
 def build_app(settings: Settings) -> LineApp:
     """Load everything a call needs. Refuses to start with no valid line at all, or on a database whose
     schema does not match the code."""
-    check_schema(settings.db_url)
+    check_schema(settings.db_url, db_timeouts(settings))
     trees = TreeStore(settings.prompts, actions.catalog())
     refused = trees.reload()
     for line, errors in refused.items():

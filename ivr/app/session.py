@@ -66,6 +66,8 @@ class Session:
     call: CallStarted
     operator_queue: str = "operators"
     max_call_seconds: float = 900.0
+    # Time limit for an action whose command carries none (trees always give one: the line's setting).
+    action_timeout: float = 6.0
     clock: Callable[[], float] = time.monotonic
     outcome: CallOutcome = field(default_factory=CallOutcome)
 
@@ -149,11 +151,7 @@ class Session:
 
     async def _invoke(self, command: InvokeAction, state: Any) -> ActionResult:
         variables: Mapping[str, Any] = getattr(state, "vars", {}) or {}
-        try:
-            result = await self.invoke(command, variables)
-        except Exception:
-            log.exception("action %s raised", command.name)
-            result = ActionResult(status="error")
+        result = await self._result_in_time(command, variables)
         self.outcome.actions.append(f"{command.name}:{result.status}")
         log.info("action %s status=%s", command.name, result.status)
         await self.channel.set_variable("IVR_LAST_ACTION", f"{command.name}:{result.status}")
@@ -162,6 +160,40 @@ class Session:
             self.outcome.subscriber_id = str(subscriber)
             await self.channel.set_variable("IVR_SUBSCRIBER", str(subscriber))
         return result
+
+    async def _result_in_time(self, command: InvokeAction, variables: Mapping[str, Any]) -> ActionResult:
+        """The action's result, or status "error" when it fails or runs past its time limit. While it runs
+        the caller is not left in silence: the hold prompt plays after `hold_after` seconds."""
+        task = asyncio.ensure_future(self.invoke(command, variables))
+        limit = command.timeout or self.action_timeout
+        began = self.clock()
+        try:
+            if command.hold is not None and command.hold_after is not None and command.hold_after < limit:
+                done, _ = await asyncio.wait({task}, timeout=command.hold_after)
+                if not done:
+                    log.info(
+                        "action %s still running after %.1f s: hold prompt", command.name, command.hold_after
+                    )
+                    await self.channel.play((command.hold,), barge_in=False)
+            left = max(0.0, limit - (self.clock() - began))
+            done, _ = await asyncio.wait({task}, timeout=left)
+            if not done:
+                log.warning(
+                    "action %s gave no result within %.1f s: apology and operator", command.name, limit
+                )
+                # The action's own transaction commits whole or not at all; its late result is logged.
+                task.add_done_callback(_late_result(command.name))
+                return ActionResult(status="error", values={"reason": "timeout"})
+            return task.result()
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        except (ChannelHungUp, ChannelFailed):
+            task.add_done_callback(_late_result(command.name))
+            raise
+        except Exception:
+            log.exception("action %s raised", command.name)
+            return ActionResult(status="error")
 
     async def _transfer(self, command: Transfer) -> None:
         self.outcome.result = "transfer"
@@ -184,6 +216,19 @@ class Session:
             self.outcome.queue = self.operator_queue
         except Exception:
             log.warning("could not transfer after an error")
+
+
+def _late_result(name: str) -> Callable[[asyncio.Future[ActionResult]], None]:
+    """Logs how an action the caller stopped waiting for ended (it may still have committed)."""
+
+    def report(task: asyncio.Future[ActionResult]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        status = "raised" if error is not None else task.result().status
+        log.warning("action %s finished after the caller stopped waiting: %s", name, status)
+
+    return report
 
 
 class CallHandler:

@@ -10,7 +10,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from ivr.db.session import make_engine
+from ivr.db.session import DEFAULT_TIMEOUTS, DbTimeouts, make_engine
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,8 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
-def current_revision(url: str) -> str | None:
-    engine = make_engine(url)
+def current_revision(url: str, timeouts: DbTimeouts = DEFAULT_TIMEOUTS) -> str | None:
+    engine = make_engine(url, timeouts=timeouts)
     try:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()

@@ -57,7 +57,10 @@ class DbTimeouts:
     statement: float | None = None
 
 
-def make_engine(url: str, *, timeouts: DbTimeouts = DbTimeouts(), **kwargs: Any) -> Engine:
+DEFAULT_TIMEOUTS = DbTimeouts()
+
+
+def make_engine(url: str, *, timeouts: DbTimeouts = DEFAULT_TIMEOUTS, **kwargs: Any) -> Engine:
     """An engine with the project's SQLite setup (WAL, foreign keys, busy timeout, explicit BEGIN) and
     the connect, lock and statement timeouts of `timeouts` on SQLite and PostgreSQL."""
     parsed = make_url(url)
@@ -193,7 +196,7 @@ class UowFactory:
 
 
 def make_uow_factory(
-    url: str, *, clock: Clock = utcnow, timeouts: DbTimeouts = DbTimeouts(), **engine_kwargs: Any
+    url: str, *, clock: Clock = utcnow, timeouts: DbTimeouts = DEFAULT_TIMEOUTS, **engine_kwargs: Any
 ) -> UowFactory:
     """The one way the server, the simulator and the tools reach the database."""
     return UowFactory(make_engine(url, timeouts=timeouts, **engine_kwargs), clock=clock)

@@ -53,6 +53,11 @@ class InvokeAction:
     name: str  # from the action registry, e.g. "balance.report"
     args: Mapping[str, Any] = field(default_factory=dict)
     idempotency_key: str = ""  # call id + node id + attempt: a retry never applies a change twice
+    # The driver waits at most `timeout` seconds for the result (then: status "error", reason timeout);
+    # after `hold_after` seconds it plays `hold` once, so the caller is never left in silence.
+    timeout: float | None = None
+    hold: PromptRef | None = None
+    hold_after: float | None = None
 
 
 @dataclass(frozen=True)

@@ -252,7 +252,16 @@ class _Run:
                 self.waiting = "action"
                 args = {name: self.fill(value) for name, value in node.args.items()}
                 visit = self.visits.get(node.id, 1)
-                self.commands.append(InvokeAction(node.name, args, f"{self.call_id}:{node.id}:{visit}"))
+                self.commands.append(
+                    InvokeAction(
+                        node.name,
+                        args,
+                        f"{self.call_id}:{node.id}:{visit}",
+                        timeout=node.timeout or self.s.action_timeout,
+                        hold=PromptRef(self.s.hold_prompt),
+                        hold_after=self.s.hold_after,
+                    )
+                )
                 return None
             case TransferNode():
                 self.play(node.prompts or (self.key(self.s.transfer_prompt),))

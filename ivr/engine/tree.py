@@ -116,6 +116,10 @@ class LineSettings:
     max_call_seconds: int = 900
     first_digit_timeout: float = 5.0
     inter_digit_timeout: float = 3.0
+    # Every action runs under a time limit (an action node's `timeout` overrides it). After `hold_after`
+    # seconds the caller hears the hold prompt; past the limit, the apology and the operator.
+    action_timeout: float = 6.0
+    hold_after: float = 1.5
     keys: UniversalKeys = field(default_factory=UniversalKeys)
     retries: Retries = DEFAULT_RETRIES
     # Prompt keys the engine itself plays.
@@ -124,6 +128,7 @@ class LineSettings:
     time_exceeded_prompt: str = "call_time_exceeded"
     transfer_prompt: str = "transfer_to_operator"
     help_prompt: str = "universal_keys_help"
+    hold_prompt: str = "please_wait"
     confirm_phrases: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
 
 
@@ -191,6 +196,7 @@ class ActionNode(Node):
     args: Mapping[str, Any] = field(default_factory=dict)  # "{var}" strings are filled from call vars
     branches: Mapping[str, str] = field(default_factory=dict)  # status -> node id
     default: str | None = None  # for statuses not listed
+    timeout: float | None = None  # seconds; None: the line's action_timeout
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,16 @@ class _Checker:
         for name in (s.start, s.main_menu):
             if name not in self.tree.nodes:
                 self.err(1, "unknown_target", f"settings name node {name!r}, which does not exist")
+        shortest = min(
+            [s.action_timeout]
+            + [n.timeout for n in self.tree.nodes.values() if isinstance(n, ActionNode) and n.timeout]
+        )
+        if s.hold_after >= shortest:
+            self.err(
+                1,
+                "bad_setting",
+                f"hold_after ({s.hold_after} s) must be shorter than every action time limit ({shortest} s)",
+            )
 
     def check_targets(self) -> None:
         for node in self.tree.nodes.values():
@@ -322,6 +332,7 @@ class _Checker:
             s.time_exceeded_prompt,
             s.transfer_prompt,
             s.help_prompt,
+            s.hold_prompt,
         ):
             yield PromptSpec(key), 1
 

@@ -184,6 +184,8 @@ class _Builder:
             max_call_seconds=raw.get("max_call_seconds", base.max_call_seconds),
             first_digit_timeout=float(timeouts.get("first_digit", base.first_digit_timeout)),
             inter_digit_timeout=float(timeouts.get("inter_digit", base.inter_digit_timeout)),
+            action_timeout=float(raw.get("action_timeout", base.action_timeout)),
+            hold_after=float(raw.get("hold_after", base.hold_after)),
             keys=keys,
             retries=retries,
             error_prompt=prompts.get("error", base.error_prompt),
@@ -191,6 +193,7 @@ class _Builder:
             time_exceeded_prompt=prompts.get("time_exceeded", base.time_exceeded_prompt),
             transfer_prompt=prompts.get("transfer", base.transfer_prompt),
             help_prompt=prompts.get("help", base.help_prompt),
+            hold_prompt=prompts.get("hold", base.hold_prompt),
             confirm_phrases={
                 lang: (tuple(v["yes"]), tuple(v["no"]))
                 for lang, v in (raw.get("confirm_phrases") or {}).items()
@@ -254,6 +257,7 @@ class _Builder:
                 args=dict(raw.get("args") or {}),
                 branches=dict(raw.get("results") or {}),
                 default=raw.get("default"),
+                timeout=float(raw["timeout"]) if "timeout" in raw else None,
             )
         if "transfer" in raw:
             return TransferNode(

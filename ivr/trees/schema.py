@@ -160,6 +160,7 @@ _NODES: dict[str, dict[str, Any]] = {
             "args": {"type": "object"},
             "results": {"type": "object", "additionalProperties": _ID},
             "default": _ID,
+            "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 120},
         },
         ["results"],
     ),
@@ -237,6 +238,17 @@ def tree_schema() -> dict[str, Any]:
                     "main_menu": _ID,
                     "operator_queue": {"type": "string"},
                     "max_call_seconds": {"type": "integer", "minimum": 30},
+                    "action_timeout": {
+                        "type": "number",
+                        "exclusiveMinimum": 0,
+                        "maximum": 120,
+                        "description": "seconds an action may take before the apology and the operator",
+                    },
+                    "hold_after": {
+                        "type": "number",
+                        "exclusiveMinimum": 0,
+                        "description": "seconds of waiting for an action before the hold prompt plays",
+                    },
                     "timeouts": {
                         "type": "object",
                         "properties": {
@@ -282,7 +294,7 @@ def tree_schema() -> dict[str, Any]:
                         "description": "keys of the prompts the engine plays itself",
                         "properties": {
                             name: {"type": "string"}
-                            for name in ("error", "goodbye", "time_exceeded", "transfer", "help")
+                            for name in ("error", "goodbye", "time_exceeded", "transfer", "help", "hold")
                         },
                         "additionalProperties": False,
                     },

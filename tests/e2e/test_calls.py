@@ -5,7 +5,11 @@ database and the server log, never from timing."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import re
 import socket
+import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -318,3 +322,48 @@ def test_softphone_with_its_password_is_identified(line_stack: LineStack, tmp_pa
     assert record is not None and record.caller_num == "79161234567"
     log = "\n".join(line_stack.log_for(record.uniqueid))
     assert "action subscriber.identify status=found" in log, log
+
+
+def _timeline(lines: list[str]) -> list[tuple[float, str]]:
+    """(seconds, what) for each prompt played and input taken, from the server log of one call."""
+    out = []
+    for line in lines:
+        stamp = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})", line)
+        what = re.search(r"ivr\.\w+(?:\.\w+)*: ((?:play|input|action|transfer) .*)$", line)
+        if stamp and what:
+            at = (
+                dt.datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S").timestamp()
+                + int(stamp.group(2)) / 1000
+            )
+            out.append((at, what.group(1)))
+    return out
+
+
+def test_a_locked_database_gives_hold_then_apology_never_silence(line_stack: LineStack) -> None:
+    """The database's write lock is held elsewhere while a caller confirms a change: the caller hears the
+    hold prompt, then the apology and the operator, never more than the action limit plus 2 s of silence
+    (a held SQLite lock once gave 60 s of dead air)."""
+    database = line_stack.settings.db_url.removeprefix("sqlite:///")
+    holder = sqlite3.connect(database, timeout=1, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    releaser = threading.Timer(25, holder.rollback)
+    releaser.start()
+    try:
+        result = call(line_stack, "0505", IVAN, "4,1", wait=12.0)  # web password, confirm: a write
+    finally:
+        releaser.cancel()
+        holder.rollback()
+        holder.close()
+    assert result.sipp_exit == 0, result.sipp_errors
+    assert "password.reset:error" in actions_of(result)
+    assert result.variables.get("IVR_RESULT") == "transfer"
+    assert result.record is not None
+    timeline = _timeline(line_stack.log_for(result.record.uniqueid))
+    events = [what for _at, what in timeline]
+    confirm = max(i for i, what in enumerate(events) if what.startswith("input "))
+    after = events[confirm:]
+    assert any(what.startswith("play please_wait") for what in after), after
+    assert any(what.startswith("play error_apology") for what in after), after
+    limit = 6.0  # the operator line's action_timeout (LineSettings default)
+    gaps = [b - a for (a, _), (b, _) in zip(timeline[confirm:], timeline[confirm + 1 :], strict=False)]
+    assert max(gaps) <= limit + 2.0, list(zip(after, [0.0, *gaps], strict=False))

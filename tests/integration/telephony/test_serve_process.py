@@ -7,6 +7,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,58 @@ def test_serve_answers_reloads_and_stops(tmp_path: Path) -> None:
     assert "SIGTERM: stopping" in log and "FastAGI server stopped (served 1 calls" in log
     assert "SIGHUP: reloading trees and texts" in log
     assert "reloaded trees (loyalty,operator)" in log, rest[-2000:]
+
+
+@pytest.mark.timeout(120)
+def test_serve_starts_against_a_database_that_never_answers(tmp_path: Path) -> None:
+    """A database port that accepts and never answers once held `ivr serve` at start for minutes, not
+    listening and logging nothing. Now it listens within the connect timeout, says why, and a call gets
+    the failure path (IVR_RESULT=error: the dialplan's apology and operator)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        var = tmp_path / "var"
+        env = dict(os.environ)
+        env.update(
+            {
+                "IVR_VAR_DIR": str(var),
+                "IVR_DATABASE_URL": f"postgresql://ivr@127.0.0.1:{silent.getsockname()[1]}/ivr",
+                "IVR_DB_CONNECT_TIMEOUT": "1",
+                "IVR_SOUNDS_DIR": str(load_settings().sounds),
+                "IVR_AMI_SECRET": "unused",
+            }
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ivr.cli", "serve", "--port", "0", "--grace", "1"],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stderr is not None
+            port = 0
+            for line in proc.stderr:
+                found = re.search(r"FastAGI on 127\.0\.0\.1:(\d+)", line)
+                if found:
+                    port = int(found.group(1))
+                    break
+            assert port, "ivr serve never listened"
+            header = agi_header(
+                "operator?did=0505&trust=yes&roaming=no", caller="79161234567", uniqueid="1.7"
+            )
+            script = asyncio.run(run_fake_call(port, header, CallScript(keys=["1"])))
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()
+    log = (var / "log" / "ivr.log").read_text()
+    assert "database not reachable at start (OperationalError)" in log, log[-3000:]
+    assert ("IVR_LAST_ACTION", "subscriber.identify:error") in script.history
+    assert script.variables.get("IVR_RESULT") == "transfer"  # the engine's apology, then the operator

@@ -14,6 +14,7 @@ from ivr.engine.commands import (
     HangUp,
     InvokeAction,
     Play,
+    PromptRef,
     SetLanguage,
     Transfer,
 )
@@ -29,6 +30,11 @@ from ivr.engine.events import (
     Speech,
 )
 from ivr.engine.tree import Tree
+
+
+def act(name: str, args: dict[str, object], key: str, timeout: float = 6.0) -> InvokeAction:
+    """The command for an action node: its key, and the line's time limit and hold prompt."""
+    return InvokeAction(name, args, key, timeout=timeout, hold=PromptRef("please_wait"), hold_after=1.5)
 
 
 def call(trusted: bool = True, language: str = "ru") -> CallStarted:
@@ -74,7 +80,7 @@ def at_main(tree: Tree) -> tuple[Engine, CallState]:
 
 def test_trusted_caller_is_identified_by_action_with_idempotency_key(tree: Tree) -> None:
     state, commands = Engine(tree).start(call())
-    assert commands == [InvokeAction("subscriber.identify", {}, "c1:identify:1")]
+    assert commands == [act("subscriber.identify", {}, "c1:identify:1")]
     assert state.waiting == "action"
 
 
@@ -91,10 +97,10 @@ def test_untrusted_caller_is_asked_for_a_secret_pin(tree: Tree) -> None:
 @pytest.mark.parametrize(
     ("event", "expected"),
     [
-        (Digits("1"), InvokeAction("balance.report", {}, "c1:balance:1")),
-        (Speech("баланс"), InvokeAction("balance.report", {}, "c1:balance:1")),
-        (Speech("Мой СЧЕТ, пожалуйста"), InvokeAction("balance.report", {}, "c1:balance:1")),
-        (Speech("счёт"), InvokeAction("balance.report", {}, "c1:balance:1")),
+        (Digits("1"), act("balance.report", {}, "c1:balance:1")),
+        (Speech("баланс"), act("balance.report", {}, "c1:balance:1")),
+        (Speech("Мой СЧЕТ, пожалуйста"), act("balance.report", {}, "c1:balance:1")),
+        (Speech("счёт"), act("balance.report", {}, "c1:balance:1")),
     ],
 )
 def test_keys_and_phrases_are_one_input(tree: Tree, event: Event, expected: Command) -> None:
@@ -228,7 +234,7 @@ def test_confirm_before_change(tree: Tree, answer: Event, confirmed: bool) -> No
     assert keys(commands) == ["block_confirm"]
     state, commands = engine.step(state, answer)
     if confirmed:
-        assert commands == [InvokeAction("number.block", {"days": 14, "note": "for 14 days"}, "c1:block:1")]
+        assert commands == [act("number.block", {"days": 14, "note": "for 14 days"}, "c1:block:1")]
     else:
         assert state.node == "main"
 
@@ -454,3 +460,24 @@ def test_conditions(op: str, value: Any, var: Any, holds: bool) -> None:
     from ivr.engine.tree import Condition
 
     assert evaluate(Condition("x", op, value), {"x": var}) is holds
+
+
+def test_an_action_carries_its_time_limit_and_hold_prompt(make_tree: Any, tree_text: str) -> None:
+    """The line's action_timeout and hold settings reach the driver in the command; a node's own `timeout`
+    wins for that action."""
+    text = tree_text.replace(
+        "  max_call_seconds: 60\n", "  max_call_seconds: 60\n  action_timeout: 4\n  hold_after: 2\n"
+    )
+    text = text.replace("    action: balance.report\n", "    action: balance.report\n    timeout: 12\n")
+    tree = make_tree(text)
+    engine = Engine(tree)
+    state, commands = engine.start(call())
+    hold = PromptRef("please_wait")
+    assert commands == [
+        InvokeAction("subscriber.identify", {}, "c1:identify:1", timeout=4, hold=hold, hold_after=2)
+    ]
+    state, commands = engine.step(state, FOUND)
+    state, commands = engine.step(state, Digits("1"))
+    assert last(commands) == InvokeAction(
+        "balance.report", {}, "c1:balance:1", timeout=12, hold=hold, hold_after=2
+    )

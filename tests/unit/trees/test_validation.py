@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,13 @@ def test_missing_english_text_is_reported_at_the_prompt_line(tmp_path: Path, cat
     (error,) = refused.value.errors
     assert error.code == "missing_text" and "'tariff_menu'" in error.message and " en " in error.message
     assert tree_lines[error.lineno - 1].strip() == "menu: [tariff_menu]"
+
+
+def test_hold_after_must_come_before_every_action_time_limit(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "prompts" / "texts", tmp_path / "texts")
+    text = (ROOT / "prompts" / "operator.yaml").read_text(encoding="utf-8")
+    (tmp_path / "operator.yaml").write_text(text.replace("settings:\n", "settings:\n  hold_after: 7\n", 1))
+    with pytest.raises(TreeInvalid) as refused:
+        load_tree(tmp_path / "operator.yaml", actions.catalog())
+    assert [(e.code, e.lineno) for e in refused.value.errors] == [("bad_setting", 1)]
+    assert "hold_after (7.0 s)" in refused.value.errors[0].message
