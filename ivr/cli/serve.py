@@ -83,13 +83,21 @@ async def _serve(settings: Settings, *, grace: float, max_calls: int = 1000) -> 
 
 
 def cmd_agi(settings: Settings, args: argparse.Namespace) -> int:
+    """One call: pyst2 on the main thread, each command's read bounded by select (ivr.telephony.stdio_agi),
+    so the call ends by itself however Asterisk behaves and the process returns normally: no thread is left
+    reading stdin."""
     # stdout belongs to the protocol: the CLI's logging already goes to stderr; add the shared log file.
     setup_logging(settings, to_stderr=True, filename="ivr-agi.log")
     from ivr.app.bootstrap import build_app
     from ivr.app.session import CallHandler
+    from ivr.telephony.channel import ChannelFailed, ChannelHungUp
     from ivr.telephony.stdio_agi import make_pyst_agi, run_stdio_call
 
-    agi = make_pyst_agi()  # reads the AGI header first, so Asterisk never waits on our start-up
+    try:
+        agi = make_pyst_agi()  # reads the AGI header first, so Asterisk never waits on our start-up
+    except (ChannelFailed, ChannelHungUp) as exc:
+        log.error("no AGI call on stdin: %s", exc)
+        return 1
     try:
         app = build_app(settings)
     except Exception:
@@ -102,13 +110,26 @@ def cmd_agi(settings: Settings, args: argparse.Namespace) -> int:
         read_timeout=settings.agi_read_timeout,
     )
     make_channel = _eagi_channel_factory(settings, handler) if args.eagi else None
+
+    async def call() -> int:
+        try:
+            return await run_stdio_call(handler, args.request, agi, make_channel)
+        finally:
+            # The call is over: give stdout back to Asterisk at once. Asterisk goes on with the dialplan
+            # when it reads end of file on our stdout, not when the process ends, and the process may
+            # still wait a moment for helper threads (a speech model half loaded cannot be stopped). fd 1
+            # becomes /dev/null rather than closed, so no file opened later takes its number.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.close(devnull)
+
     try:
-        code = asyncio.run(run_stdio_call(handler, args.request, agi, make_channel))
+        return asyncio.run(call())
+    except (ChannelFailed, ChannelHungUp) as exc:  # e.g. an empty header: no call to run
+        log.error("stdio AGI call not run: %s", exc)
+        return 1
     finally:
         app.close()
-    logging.shutdown()
-    sys.stdout.flush()
-    os._exit(code)  # a worker thread may still block on stdin after a timeout: do not wait for it
 
 
 def _eagi_channel_factory(settings: Settings, handler: Any) -> Any:

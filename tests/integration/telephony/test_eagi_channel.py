@@ -8,17 +8,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pipe_asterisk import PipeAsterisk
 
 from ivr.engine.commands import Collect, PromptRef
 from ivr.engine.events import Digits, NoInput, Speech
 from ivr.telephony.agi import AgiResponse
 from ivr.telephony.eagi import EagiChannel, Fd3Audio
+from ivr.telephony.stdio_agi import PystTransport, make_pyst_agi
 
 pytestmark = pytest.mark.speech
 
@@ -272,3 +276,57 @@ def test_a_key_while_the_model_still_loads_wins(tmp_path: Path, pipe: tuple[int,
     finally:
         loaded.set()
         channel.close()
+
+
+@pytest.mark.timeout(60)
+def test_speech_over_the_stdio_transport(tmp_path: Path, pipe: tuple[int, int]) -> None:
+    """`ivr agi --eagi` for real: pyst2 over pipes, each command blocking the event loop until Asterisk
+    answers (WAIT FOR DIGIT takes its time, as in Asterisk). The recognizer is still made in a thread
+    while keys are polled, the audio from fd 3 still reaches it, and no thread is left afterwards."""
+    read_fd, write_fd = pipe
+    phrase = b"\0" * 3200 + b"\1" * 3200 + b"\0" * 4000  # said over and over, wherever listening begins
+    sent = 0
+    waits = 0
+
+    def answer(command: str) -> str:
+        nonlocal sent, waits
+        if command.startswith("WAIT FOR DIGIT"):
+            waits += 1
+            if waits > 60:  # 12 s of polls: speech never got through; end the test with a key
+                return f"200 result={ord('9')}"
+            chunk = bytes(phrase[(sent + i) % len(phrase)] for i in range(PACKET * 10))
+            sent += len(chunk)
+            os.write(write_fd, chunk)
+            time.sleep(int(command.split()[-1]) / 1000)  # Asterisk waits that long for a key
+        return "200 result=0"
+
+    recognizer = FakeRecognizer()
+
+    def slow_model() -> FakeRecognizer:
+        time.sleep(0.5)  # loading the model: the first polls happen meanwhile
+        return recognizer
+
+    previous_sighup = signal.getsignal(signal.SIGHUP)
+    before = set(threading.enumerate())
+    header = b"agi_request: ivr-agi\nagi_channel: PJSIP/tester-00000001\nagi_enhanced: 1.0\n\n"
+    asterisk = PipeAsterisk(header, answer).start()
+    agi = make_pyst_agi(asterisk.agi_stdin, asterisk.agi_stdout)
+    channel = EagiChannel(
+        PystTransport(agi),
+        Voice(tmp_path),
+        "operator",
+        "ru",
+        audio=Fd3Audio(read_fd, poll=0.05).start(),
+        recognizer_factory=slow_model,
+    )
+    try:
+        event = asyncio.run(channel.collect(MENU, ""))
+    finally:
+        channel.close()
+        asterisk.close()
+        agi.stderr.close()
+        signal.signal(signal.SIGHUP, previous_sighup)
+    assert event == Speech("баланс", 0.9), f"after {waits} WAIT FOR DIGIT"
+    assert recognizer.grammars == [["баланс", "оператор"]]
+    assert asterisk.commands[0].startswith("STREAM FILE")
+    assert [t.name for t in threading.enumerate() if t not in before] == []
