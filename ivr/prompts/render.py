@@ -2,14 +2,17 @@
 
 Output: telephone audio, 8 kHz mono 16-bit PCM WAV, under settings.sounds (layout in ivr/prompts/voice.py):
 
-  1. the TTS engine writes its own audio (any rate/format);
+  1. the TTS engine writes its own audio (any rate/format; what is not WAV, gTTS's MP3, is decoded by
+     pydub through ffmpeg);
   2. sox resamples it to 8 kHz with its high-quality band-limiting filter (`rate -h`; ffmpeg's resampler
-     `-ar 8000` when sox is missing), after an 80 Hz high-pass (telephone band; removes DC and rumble);
-  3. leading and trailing silence is trimmed: 10 ms windows, a window is speech when its RMS is within
-     35 dB of the loudest window (and above -58 dBFS); 20 ms is kept before the speech and 40 ms after;
-  4. loudness is normalised: the trimmed clip's RMS is scaled to -20 dBFS, but never so far that a peak
-     passes -1 dBFS. Every prompt and word fragment therefore plays at the same level, so a concatenated
-     amount does not jump in volume between words;
+     `-ar 8000` when sox is missing), after an 80 Hz high-pass (telephone band; removes DC and rumble).
+     Never pydub's `set_frame_rate`: it does not low-pass before downsampling, so it aliases;
+  3. leading and trailing silence is trimmed (pydub): 10 ms windows, a window is speech when its RMS is
+     within 35 dB of the loudest window (and above -58 dBFS); 20 ms is kept before the speech and 40 ms
+     after;
+  4. loudness is normalised (pydub `apply_gain`): the trimmed clip's RMS is scaled to -20 dBFS, but never
+     so far that a peak passes -1 dBFS. Every prompt and word fragment therefore plays at the same level,
+     so a concatenated amount does not jump in volume between words;
   5. the file is written to a temporary name and renamed, so a live server never plays half a file.
 
 `var/sounds/manifest.json` records, per file, the text, engine, voice and a hash of (pipeline version,
@@ -22,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -31,12 +33,16 @@ import tempfile
 import threading
 import time
 import wave
-from array import array
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pydub import AudioSegment
+from pydub.exceptions import CouldntDecodeError
+from pydub.silence import detect_nonsilent
+from pydub.utils import make_chunks, ratio_to_db
 
 from ivr.config import Settings, load_settings
 from ivr.prompts.tts import SynthesisError, TtsEngine, get_engine
@@ -60,12 +66,12 @@ TARGET_RMS_DBFS = -20.0
 PEAK_LIMIT_DBFS = -1.0
 TRIM_RANGE_DB = 35.0
 TRIM_FLOOR_DBFS = -58.0
+WINDOW_MS = 10  # trimming judges the audio in windows of this length
 KEEP_BEFORE_MS = 20
 KEEP_AFTER_MS = 40
 PAUSE_MS = 250
 MANIFEST = "manifest.json"
 
-FULL_SCALE = 32767.0
 _CYRILLIC = re.compile("[а-яА-ЯёЁ]")
 
 
@@ -100,93 +106,131 @@ class RenderReport:
 
 
 # ----- audio post-processing -------------------------------------------------------------------------
+#
+# pydub does the audio handling: decoding what an engine wrote when it is not WAV (gTTS's MP3, through
+# ffmpeg), the window levels and the speech bounds for trimming, the gain, the WAV written. What pydub
+# cannot do well stays on sox (or ffmpeg): the resampling to 8 kHz and the 80 Hz high-pass.
 
 
-def _dbfs(level: float) -> float:
-    return 20 * math.log10(level / FULL_SCALE) if level > 0 else -200.0
+def _decode(src: Path) -> AudioSegment:
+    """An engine's non-WAV output (gTTS's MP3) as PCM; pydub runs ffmpeg (ffprobe, then a decode)."""
+    try:
+        # Our open file, not the path: given a path, pydub opens the file and, when ffprobe finds no
+        # audio stream, leaves it open.
+        with src.open("rb") as file:
+            return AudioSegment.from_file(file)
+    # OSError: ffmpeg/ffprobe missing, file unreadable. IndexError/KeyError: pydub takes the first audio
+    # stream ffprobe lists without checking there is one (a picture or an error page saved as .mp3).
+    except (CouldntDecodeError, OSError, IndexError, KeyError) as exc:
+        raise RenderError(f"cannot decode {src.name}: {str(exc).strip()[-200:]}") from exc
 
 
-def _level(dbfs: float) -> float:
-    return FULL_SCALE * 10 ** (dbfs / 20)
+def resample_to_telephone(src: Path) -> AudioSegment:
+    """Any audio file -> 8 kHz mono 16-bit, band-limited (sox `rate -h`, else ffmpeg), 80 Hz high-passed.
 
+    Kept on sox, not pydub's `set_frame_rate`: that is audioop.ratecv, which does not low-pass before
+    downsampling, so a 5 kHz tone folds to 3 kHz, into the phone band, only 1.5 dB down (measured; the
+    test test_resampling_low_passes_instead_of_aliasing wants > 50 dB). Nor pydub's `high_pass_filter`: a
+    one-pole (6 dB/octave) filter run as a per-sample Python loop; sox's two-pole `highpass` runs in the
+    same process as the resampler.
 
-def trim_and_normalise(samples: array[int], rate: int = SAMPLE_RATE) -> array[int]:
-    """Trim leading/trailing silence and scale to the target RMS (peak-limited). Empty when silent."""
-    win = max(1, rate // 100)
-    n = len(samples)
-    rms = []
-    for start in range(0, n, win):
-        chunk = samples[start : start + win]
-        rms.append(math.sqrt(sum(s * s for s in chunk) / len(chunk)) if chunk else 0.0)
-    loudest = max(rms, default=0.0)
-    threshold = max(loudest * 10 ** (-TRIM_RANGE_DB / 20), _level(TRIM_FLOOR_DBFS))
-    voiced = [i for i, r in enumerate(rms) if r >= threshold]
-    if not voiced or loudest <= 0:
-        return array("h")
-    start = max(0, voiced[0] * win - rate * KEEP_BEFORE_MS // 1000)
-    end = min(n, (voiced[-1] + 1) * win + rate * KEEP_AFTER_MS // 1000)
-    clip = samples[start:end]
-    total = math.sqrt(sum(s * s for s in clip) / len(clip))
-    peak = max(abs(min(clip)), abs(max(clip)))
-    gain = _level(TARGET_RMS_DBFS) / total if total else 1.0
-    if peak * gain > _level(PEAK_LIMIT_DBFS):
-        gain = _level(PEAK_LIMIT_DBFS) / peak
-    return array("h", (max(-32768, min(32767, round(s * gain))) for s in clip))
-
-
-def resample_to_telephone(src: Path) -> array[int]:
-    """Any audio file -> 8 kHz mono signed 16-bit samples, band-limited (sox `rate -h`, else ffmpeg)."""
+    A WAV file (espeak-ng, RHVoice) is read by sox/ffmpeg directly, as before: decoding it with pydub
+    first would only add a copy and a pipe. Anything else (gTTS's MP3) is decoded by pydub and its PCM
+    piped in, so MP3 gets sox's resampler too."""
+    decoded = None if src.suffix.lower() == ".wav" else _decode(src)
     sox = shutil.which("sox")
-    if sox and src.suffix.lower() == ".wav":
-        cmd = [
-            sox,
-            "-q",
-            str(src),
-            "-t",
-            "raw",
-            "-e",
-            "signed-integer",
-            "-b",
-            "16",
-            "-c",
-            "1",
-            "-r",
-            str(SAMPLE_RATE),
-        ]
-        cmd += ["-", "highpass", "80", "rate", "-h", str(SAMPLE_RATE)]
+    if sox:
+        if decoded is None:
+            source = [str(src)]
+        else:
+            source = ["-t", "raw", "-e", "signed-integer", "-L", "-b", str(8 * decoded.sample_width)]
+            source += ["-c", str(decoded.channels), "-r", str(decoded.frame_rate), "-"]
+        cmd = [sox, "-q", *source, "-t", "raw", "-e", "signed-integer", "-L", "-b", "16", "-c", "1"]
+        cmd += ["-r", str(SAMPLE_RATE), "-", "highpass", "80", "rate", "-h", str(SAMPLE_RATE)]
     else:
         ffmpeg = shutil.which("ffmpeg")
         if ffmpeg is None:
             raise RenderError("neither sox nor ffmpeg is installed")
-        cmd = [ffmpeg, "-v", "error", "-nostdin", "-i", str(src), "-af", "highpass=f=80"]
+        if decoded is None:
+            source = ["-i", str(src)]
+        else:
+            bits = 8 * decoded.sample_width
+            pcm = "s8" if bits == 8 else f"s{bits}le"
+            source = ["-f", pcm, "-ar", str(decoded.frame_rate), "-ac", str(decoded.channels), "-i", "pipe:0"]
+        cmd = [ffmpeg, "-v", "error", "-nostdin", *source, "-af", "highpass=f=80"]
         cmd += ["-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "-acodec", "pcm_s16le", "-"]
-    proc = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
+    proc = subprocess.run(
+        cmd,
+        input=None if decoded is None else decoded.raw_data,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     if proc.returncode != 0:
         raise RenderError(f"{Path(cmd[0]).name} failed: {proc.stderr.decode(errors='replace')[:200]}")
-    samples = array("h")
-    samples.frombytes(proc.stdout[: len(proc.stdout) // 2 * 2])
-    return samples
+    pcm16 = proc.stdout[: len(proc.stdout) // 2 * 2]
+    return AudioSegment(data=pcm16, sample_width=2, frame_rate=SAMPLE_RATE, channels=1)
 
 
-def write_wav(path: Path, samples: array[int], rate: int = SAMPLE_RATE) -> None:
+def trim_silence(audio: AudioSegment) -> AudioSegment:
+    """Cut leading and trailing silence; empty when it is all silence.
+
+    10 ms windows from the start; a window is speech when its RMS is within TRIM_RANGE_DB of the loudest
+    window and above TRIM_FLOOR_DBFS; KEEP_BEFORE_MS is kept before the first speech window and
+    KEEP_AFTER_MS after the last. Silence between words stays (pydub's `strip_silence` would cut it out).
+    pydub's silence functions take an absolute threshold, so the loudest window is found first.
+
+    pydub's RMS is a whole number (audioop): a window within one step of the threshold can fall the other
+    side of it than with an exact RMS; over the project's prompts that moved the end of 10 files in 1268
+    by one or more windows, always cutting a little more."""
+    loudest = max((window.rms for window in make_chunks(audio, WINDOW_MS)), default=0)
+    loudest_dbfs = ratio_to_db(loudest, audio.max_possible_amplitude)
+    if loudest_dbfs < TRIM_FLOOR_DBFS:  # -inf for digital silence and for an empty clip
+        return audio[:0]
+    threshold = max(loudest_dbfs - TRIM_RANGE_DB, TRIM_FLOOR_DBFS)
+    # min_silence_len = seek_step = one window: every 10 ms window from the start is judged on its own.
+    speech = detect_nonsilent(audio, min_silence_len=WINDOW_MS, silence_thresh=threshold, seek_step=WINDOW_MS)
+    if not speech:
+        return audio[:0]
+    first_ms, last_ms = speech[0][0], speech[-1][1]
+    # Cut by sample, not by millisecond: pydub's `audio[a:b]` rounds the clip's length to whole ms.
+    return audio.get_sample_slice(
+        int(audio.frame_count(ms=first_ms - KEEP_BEFORE_MS)),
+        int(audio.frame_count(ms=last_ms + KEEP_AFTER_MS)),
+    )
+
+
+def normalise_loudness(audio: AudioSegment) -> AudioSegment:
+    """Gain that brings the RMS to TARGET_RMS_DBFS, lowered so no peak passes PEAK_LIMIT_DBFS.
+
+    pydub's `normalize` only targets the peak; the RMS target with a peak limit is this one line."""
+    if not audio.rms:
+        return audio
+    return audio.apply_gain(min(TARGET_RMS_DBFS - audio.dBFS, PEAK_LIMIT_DBFS - audio.max_dBFS))
+
+
+def trim_and_normalise(audio: AudioSegment) -> AudioSegment:
+    """Trim leading/trailing silence and scale to the target RMS (peak-limited). Empty when silent."""
+    return normalise_loudness(trim_silence(audio))
+
+
+def write_wav(path: Path, audio: AudioSegment) -> None:
     """Write atomically (temporary file + rename) so a running call never reads half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with wave.open(str(tmp), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(samples.tobytes())
+    # An open file, not a path: export(path) returns the file it opened and leaves it open.
+    with tmp.open("wb") as out:
+        audio.export(out, format="wav")  # plain PCM WAV: written by the wave module, no ffmpeg
     os.replace(tmp, path)
 
 
 def telephone_audio(src: Path, dst: Path) -> float:
     """The whole post-processing chain for one file; returns the result's duration in seconds."""
-    samples = trim_and_normalise(resample_to_telephone(src))
-    if not samples:
+    audio = trim_and_normalise(resample_to_telephone(src))
+    if not audio.frame_count():
         raise RenderError(f"the engine produced silence for {dst.name}")
-    write_wav(dst, samples)
-    return len(samples) / SAMPLE_RATE
+    write_wav(dst, audio)
+    return float(audio.duration_seconds)
 
 
 # ----- manifest ---------------------------------------------------------------------------------------
@@ -324,7 +368,7 @@ class _Renderer:
     def run(self, job: RenderJob, sounds: Path, tmpdir: Path) -> dict[str, Any]:
         dst = sounds / job.rel
         if job.kind == "pause":
-            write_wav(dst, array("h", bytes(2 * SAMPLE_RATE * PAUSE_MS // 1000)))
+            write_wav(dst, AudioSegment.silent(duration=PAUSE_MS, frame_rate=SAMPLE_RATE))
             return {"text": job.text, "engine": "silence", "voice": "", "hash": self.expected_hash(job)}
         lang = self.speech_lang(job)
         engine = self.engine_for(lang)
@@ -554,6 +598,7 @@ def check_all(settings: Settings) -> list[str]:
 
 def wav_info(path: Path) -> tuple[int, int, int, float]:
     """(rate, channels, sample width, seconds) of a WAV file."""
+    # The wave module reads the header only; pydub would read and decode the whole file for the same four.
     with wave.open(str(path), "rb") as wav:
         return (
             wav.getframerate(),

@@ -1,5 +1,8 @@
 """gTTS (Google Translate's voice): optional, online. Rendering never waits long for it: a short timeout,
-and the caller (`render`) falls back to the offline engine with a warning when it is unreachable."""
+and the caller (`render`) falls back to the offline engine with a warning when it is unreachable.
+
+gTTS gives MP3; this engine hands the file over as it is, and `render` decodes it with pydub (through
+ffmpeg) before the band-limited resampling to 8 kHz."""
 
 from __future__ import annotations
 

@@ -20,8 +20,15 @@ from ivr.cli import main as ivr_main
 from ivr.config import Settings
 from ivr.engine.commands import PromptRef
 from ivr.prompts.render import (
+    KEEP_AFTER_MS,
+    KEEP_BEFORE_MS,
     MANIFEST,
     PAUSE_MS,
+    PEAK_LIMIT_DBFS,
+    TARGET_RMS_DBFS,
+    TRIM_FLOOR_DBFS,
+    TRIM_RANGE_DB,
+    RenderError,
     RenderJob,
     check_all,
     check_prompts,
@@ -29,6 +36,7 @@ from ivr.prompts.render import (
     render_jobs,
     render_names,
     resample_to_telephone,
+    telephone_audio,
 )
 from ivr.prompts.tts import get_engine
 from ivr.prompts.voice import PromptVoice, name_slug
@@ -92,6 +100,10 @@ def test_levels_are_normalised_and_never_clip(rendered: Settings) -> None:
         peak = max(abs(min(samples)), abs(max(samples)))
         assert peak <= 32767 * 10 ** (-1 / 20) + 2, path  # peak limited to -1 dBFS
         levels.append(dbfs(samples))
+        # The gain lands on one of its two limits: RMS at the target, or the peak at its limit.
+        at_target = dbfs(samples) == pytest.approx(TARGET_RMS_DBFS, abs=0.05)
+        at_peak_limit = peak >= 32767 * 10 ** ((PEAK_LIMIT_DBFS - 0.05) / 20)
+        assert at_target or at_peak_limit, (path, dbfs(samples), peak)
     # -20 dBFS RMS unless the peak limit held a very peaky word lower.
     assert all(-27 < level < -19.5 for level in levels), (min(levels), max(levels))
     assert sorted(levels)[len(levels) // 2] == pytest.approx(-20, abs=0.5)
@@ -112,6 +124,14 @@ def test_silence_is_trimmed(rendered: Settings) -> None:
         tail = next(i for i, rms in enumerate(reversed(windows)) if rms > quiet)
         assert lead <= 3, (path, lead)  # at most 30 ms before the speech
         assert tail <= 5, (path, tail)  # at most 50 ms after it
+        # By the trimming rule itself (speech = within TRIM_RANGE_DB of the loudest window and above the
+        # floor; 0.5 dB slack for rounding), exactly the padding is left: at most KEEP_BEFORE_MS before
+        # the first speech window and KEEP_AFTER_MS after the last (less where the engine's audio began
+        # or ended with speech).
+        threshold = max(max(windows) * 10 ** (-TRIM_RANGE_DB / 20), 32767 * 10 ** (TRIM_FLOOR_DBFS / 20))
+        speech = [i for i, rms in enumerate(windows) if rms >= threshold * 10 ** (-0.5 / 20)]
+        assert speech[0] <= KEEP_BEFORE_MS // 10, (path, speech[0])
+        assert len(windows) - 1 - speech[-1] <= KEEP_AFTER_MS // 10, (path, len(windows) - 1 - speech[-1])
 
 
 def test_amount_files_exist_after_render(rendered: Settings) -> None:
@@ -248,12 +268,107 @@ def test_resampling_low_passes_instead_of_aliasing(tmp_path: Path) -> None:
     # A 5 kHz tone cannot exist at 8 kHz; a bare decimation folds it to 3 kHz at full level.
     _tone(tmp_path / "high.wav", 5000)
     _tone(tmp_path / "speech_band.wav", 1000)
-    high = resample_to_telephone(tmp_path / "high.wav")
-    passed = resample_to_telephone(tmp_path / "speech_band.wav")
+    high = resample_to_telephone(tmp_path / "high.wav").get_array_of_samples()
+    passed = resample_to_telephone(tmp_path / "speech_band.wav").get_array_of_samples()
     assert len(passed) == pytest.approx(8000, abs=10)
     assert dbfs(passed) == pytest.approx(dbfs(array("h", [16000, -16000])) - 3.0, abs=1.0)  # sine RMS
     edge = 200  # the filter's start-up and tail transients
     assert dbfs(high[edge:-edge]) < dbfs(passed[edge:-edge]) - 50
+
+
+def test_ffmpeg_fallback_low_passes_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without sox, ffmpeg resamples (`-ar 8000`): it must be band-limited as well.
+    if not shutil.which("ffmpeg"):
+        pytest.skip("ffmpeg needed")
+    which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == "sox" else which(name))
+    _tone(tmp_path / "high.wav", 5000)
+    _tone(tmp_path / "speech_band.wav", 1000)
+    high = resample_to_telephone(tmp_path / "high.wav").get_array_of_samples()
+    passed = resample_to_telephone(tmp_path / "speech_band.wav").get_array_of_samples()
+    assert len(passed) == pytest.approx(8000, abs=10)
+    assert dbfs(passed) == pytest.approx(dbfs(array("h", [16000, -16000])) - 3.0, abs=1.0)
+    edge = 200
+    assert dbfs(high[edge:-edge]) < dbfs(passed[edge:-edge]) - 50
+
+
+def _mp3(wav: Path) -> Path:
+    """The WAV as an MP3, like gTTS's output (ffmpeg's encoder; pydub decodes it back through ffmpeg)."""
+    mp3 = wav.with_suffix(".mp3")
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", str(wav), "-b:a", "128k", str(mp3)], check=True
+    )
+    return mp3
+
+
+@pytest.mark.parametrize("sox", [True, False], ids=["sox", "ffmpeg"])
+def test_mp3_is_decoded_and_low_passed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sox: bool) -> None:
+    if not shutil.which("ffmpeg") or (sox and not shutil.which("sox")):
+        pytest.skip("ffmpeg (and sox) needed")
+    if not sox:
+        which = shutil.which
+        monkeypatch.setattr(shutil, "which", lambda name: None if name == "sox" else which(name))
+    _tone(tmp_path / "high.wav", 5000, rate=24000)
+    _tone(tmp_path / "speech_band.wav", 1000, rate=24000)
+    high = resample_to_telephone(_mp3(tmp_path / "high.wav")).get_array_of_samples()
+    passed = resample_to_telephone(_mp3(tmp_path / "speech_band.wav")).get_array_of_samples()
+    assert len(passed) == pytest.approx(8000, abs=10)  # the encoder's delay and padding are dropped
+    assert dbfs(passed) == pytest.approx(dbfs(array("h", [16000, -16000])) - 3.0, abs=1.0)
+    edge = 200
+    assert dbfs(high[edge:-edge]) < dbfs(passed[edge:-edge]) - 50
+
+
+@pytest.mark.parametrize("content", ["error page", "picture"])
+def test_undecodable_audio_is_a_render_error(tmp_path: Path, content: str) -> None:
+    # A RenderError fails that one file; anything else would abort the whole render.
+    bad = tmp_path / "bad.mp3"
+    if content == "picture":  # ffprobe finds a stream, but no audio stream
+        if not shutil.which("ffmpeg"):
+            pytest.skip("ffmpeg needed")
+        png = tmp_path / "bad.png"
+        cmd = ["ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi", "-i", "color=red:s=8x8", "-frames:v", "1"]
+        subprocess.run([*cmd, str(png)], check=True)
+        png.replace(bad)
+    else:
+        bad.write_bytes(b"<html>rate limited</html>")
+    with pytest.raises(RenderError, match=r"cannot decode bad\.mp3"):
+        resample_to_telephone(bad)
+
+
+def test_gtts_mp3_renders_to_telephone_audio(home: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # gTTS offline: its save() writes espeak-ng's voice as MP3; the rest is the real path (pydub decode,
+    # sox, trim, gain) through render_jobs.
+    gtts = pytest.importorskip("gtts")
+    if not (shutil.which("espeak-ng") and shutil.which("ffmpeg")):
+        pytest.skip("espeak-ng and ffmpeg needed")
+
+    def save(self: object, path: str) -> None:
+        wav = Path(path).with_suffix(".src.wav")
+        text = str(getattr(self, "text", ""))
+        subprocess.run(["espeak-ng", "-v", "ru", "-w", str(wav), "--stdin"], input=text.encode(), check=True)
+        _mp3(wav).replace(path)
+        wav.unlink()
+
+    monkeypatch.setattr(gtts.gTTS, "save", save)
+    report = render_jobs(home, [RenderJob("ru/alpha/mp3.wav", "Ваш баланс", "ru", "prompt")], engine="gtts")
+    assert report.by_engine == {"gtts": 1} and not report.failed
+    params, samples = read_samples(home.sounds / "ru/alpha/mp3.wav")
+    assert (params.framerate, params.nchannels, params.sampwidth) == (8000, 1, 2)
+    assert 0.3 < len(samples) / 8000 < 3
+    peak = max(abs(min(samples)), abs(max(samples)))
+    assert peak <= 32767 * 10 ** (PEAK_LIMIT_DBFS / 20) + 2
+    at_peak_limit = peak >= 32767 * 10 ** ((PEAK_LIMIT_DBFS - 0.05) / 20)
+    assert dbfs(samples) == pytest.approx(TARGET_RMS_DBFS, abs=0.05) or at_peak_limit
+
+
+def test_telephone_audio_writes_what_it_reports(home: Settings, tmp_path: Path) -> None:
+    _tone(tmp_path / "tone.wav", 1000, seconds=0.5)
+    seconds = telephone_audio(tmp_path / "tone.wav", home.sounds / "t.wav")
+    params, samples = read_samples(home.sounds / "t.wav")
+    assert (params.framerate, params.nchannels, params.sampwidth) == (8000, 1, 2)
+    assert seconds == len(samples) / 8000 == pytest.approx(0.5, abs=0.01)
+    assert dbfs(samples) == pytest.approx(TARGET_RMS_DBFS, abs=0.05)
+    assert [p.name for p in home.sounds.iterdir()] == ["t.wav"]  # no temporary file left behind
 
 
 def test_rhvoice_renders_when_installed(home: Settings) -> None:
