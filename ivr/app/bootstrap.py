@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,9 +29,13 @@ from ivr.db.session import DEFAULT_TIMEOUTS, DbTimeouts, make_uow_factory
 from ivr.engine.commands import InvokeAction
 from ivr.engine.engine import Engine
 from ivr.engine.events import ActionResult, CallStarted
+from ivr.engine.tree import Tree
+from ivr.prompts.render import MANIFEST, check_prompts
 from ivr.prompts.voice import PromptVoice
 from ivr.telephony.channel import CallChannel
+from ivr.trees.checks import prompt_keys
 from ivr.trees.store import TreeStore
+from ivr.trees.texts import TextCatalog
 
 log = logging.getLogger(__name__)
 
@@ -95,21 +99,49 @@ class LineApp:
     # The service-number table (prompts/numbers/service_numbers.yaml, ivr.app.lines): loaded at start
     # and on reload.
     service_numbers: Any = None
+    _watch_stop: threading.Event | None = field(default=None, repr=False)
+    _watcher: threading.Thread | None = field(default=None, repr=False)
 
     def reload(self) -> None:
-        """SIGHUP: re-read trees and texts. Calls in progress keep the tree they started with."""
+        """SIGHUP: re-read trees, texts and the service-number table. Calls in progress keep the tree they
+        started with."""
+        self.reload_changed()
+        self._load_service_numbers(keep_old=True)
+        log.info("reloaded trees (%s) and prompt texts", ",".join(self.trees.lines()) or "none")
+
+    def reload_changed(self) -> None:
+        """Take the lines whose files changed, each as one set: the tree, its texts and (when serving)
+        their rendered audio. The voice then speaks the texts of the sets in service, never an edit that
+        was refused: callers once heard two values swapped after a text edit, because texts and trees
+        reloaded separately."""
         refused = self.trees.reload()
         for line, errors in refused.items():
             log.warning(
-                "reload: line %s refused with %d errors; the previous version keeps serving",
+                "reload: line %s refused with %d errors (first: %s); the previous version keeps serving",
                 line,
                 len(errors),
+                errors[0],
             )
-        self._load_service_numbers(keep_old=True)
-        reload_voice = getattr(self.voice, "reload", None)
-        if callable(reload_voice):
-            reload_voice()
-        log.info("reloaded trees (%s) and prompt texts", ",".join(self.trees.lines()) or "none")
+        self._sync_voice()
+
+    def _sync_voice(self) -> None:
+        for line in self.trees.lines():
+            self.voice.use_texts(self.trees.texts(line))
+
+    def start_watching(self, interval: float = 2.0) -> None:
+        """Re-check the files every `interval` seconds in a thread of its own: a reload (parsing, checks,
+        the audio check) never runs on a call's path or the event loop."""
+        stop = self._watch_stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.wait(interval):
+                try:
+                    self.reload_changed()
+                except Exception:  # the watcher must outlive any one bad edit
+                    log.exception("reload failed; the sets in service stay")
+
+        self._watcher = threading.Thread(target=watch, name="tree-watcher", daemon=True)
+        self._watcher.start()
 
     def _load_service_numbers(self, *, keep_old: bool = False) -> Any:
         try:
@@ -184,7 +216,10 @@ class LineApp:
         return match.group(0) if match else None
 
     def close(self) -> None:
-        """At shutdown: deliver the SMS still queued, then release the database."""
+        """At shutdown: stop watching the files, deliver the SMS still queued, then release the database."""
+        if self._watch_stop is not None and self._watcher is not None:
+            self._watch_stop.set()
+            self._watcher.join(10.0)
         if self._sms_pump is not None:
             self._sms_pump.stop()
             self._sms_pump = None
@@ -193,19 +228,46 @@ class LineApp:
             self._uow_factory = None
 
 
-def build_app(settings: Settings) -> LineApp:
+def audio_check(settings: Settings) -> Callable[[Tree, TextCatalog], list[str]]:
+    """The server's acceptance check for a new set: every prompt its tree may play has text and audio
+    rendered from that very text, in every language the line offers."""
+
+    def check(tree: Tree, texts: TextCatalog) -> list[str]:
+        keys = prompt_keys(tree)
+        return check_prompts(settings, tree.line, {lang: keys for lang in tree.settings.languages})
+
+    return check
+
+
+def build_app(settings: Settings, *, serving: bool = False) -> LineApp:
     """Load everything a call needs. Refuses to start with no valid line at all, or on a database whose
-    schema does not match the code."""
+    schema does not match the code.
+
+    serving (`ivr serve`): a set is taken only with its audio rendered, and the files are re-checked by a
+    watcher thread; otherwise (the simulator, `ivr agi`, tests) audio is not required and the store looks
+    for changes when asked for a tree."""
     check_schema(settings.db_url, db_timeouts(settings))
-    trees = TreeStore(settings.prompts, actions.catalog())
+    trees = TreeStore(
+        settings.prompts,
+        actions.catalog(),
+        poll_seconds=None if serving else 2.0,
+        accept=audio_check(settings) if serving else None,
+        also_watch=(settings.sounds / MANIFEST,) if serving else (),
+    )
     refused = trees.reload()
     for line, errors in refused.items():
         for error in errors[:10]:
             log.error("line %s: %s", line, error)
     if not trees.lines():
-        raise RuntimeError(f"no valid tree under {settings.prompts}")
+        raise RuntimeError(
+            f"no valid tree under {settings.prompts}"
+            + (" (or its prompts are not rendered: run `ivr prompts render`)" if serving else "")
+        )
     voice = PromptVoice(settings)
     log.info("lines ready: %s", ", ".join(trees.lines()))
     app = LineApp(settings=settings, trees=trees, voice=voice)
+    app._sync_voice()
     app._load_service_numbers()  # a broken service-number table stops the start, like a broken tree
+    if serving:
+        app.start_watching()
     return app

@@ -51,7 +51,7 @@ async def _serve(settings: Settings, *, grace: float, max_calls: int = 1000) -> 
     from ivr.app.session import CallHandler
     from ivr.telephony.fastagi import FastAgiServer
 
-    app = build_app(settings)
+    app = build_app(settings, serving=True)
     # Actions run in worker threads (asyncio.to_thread); the default pool (cores + 4) would queue them
     # behind each other under load, and keys pressed while a call waits for its action are lost.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=ACTION_WORKERS))

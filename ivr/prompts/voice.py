@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from ivr.engine.commands import PromptRef
 from ivr.prompts import wording_en, wording_ru
-from ivr.trees.texts import PLACEHOLDER, PLACEHOLDER_KINDS, read_text_file
+from ivr.trees.texts import PLACEHOLDER, PLACEHOLDER_KINDS, TextCatalog, read_text_file
 
 if TYPE_CHECKING:
     from ivr.config import Settings
@@ -287,6 +287,15 @@ class PromptVoice:
             self._static_files: dict[tuple[str, str, str], list[Path]] = {}
             self._word_paths = word_paths
         log.debug("prompt texts loaded: %d files", len(files))
+
+    def use_texts(self, catalog: TextCatalog) -> None:
+        """Serve a line's texts from its accepted set (the server's TreeStore checked them against the
+        tree and the rendered audio) instead of from the files, which may hold an edit not taken yet."""
+        texts = {key: {k: e.text for k, e in entries.items()} for key, entries in catalog.by_source.items()}
+        with self._lock:
+            self._texts = {**self._texts, **texts}
+            self._templates = {}
+            self._static_files = {}
 
     def reload_if_changed(self) -> bool:
         """Reload when a text file was added, removed or edited. A few stat() calls."""

@@ -200,9 +200,14 @@ class FastAgiServer:
         self.request_stop()
 
     def _on_reload_signal(self) -> None:
+        """SIGHUP: reload in a worker thread; parsing and checking trees never stalls the calls."""
+        if self.handler.reload is None:
+            return
         log.info("SIGHUP: reloading trees and texts")
-        try:
-            if self.handler.reload is not None:
-                self.handler.reload()
-        except Exception:
-            log.exception("reload failed; the previous trees keep serving")
+        done = asyncio.get_running_loop().run_in_executor(None, self.handler.reload)
+        done.add_done_callback(_report_reload)
+
+
+def _report_reload(done: asyncio.Future[None]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.error("reload failed; the previous trees keep serving: %s", done.exception())

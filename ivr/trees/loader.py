@@ -327,6 +327,13 @@ def load_tree(
 ) -> Tree:
     """Read, check and build a tree. `texts` default: `texts/` beside the file. Raises TreeInvalid with
     every error found. With `catalog` None, action names are not checked (say so to the user)."""
+    return load_line(path, catalog, texts)[0]
+
+
+def load_line(
+    path: str | Path, catalog: ActionCatalog | None = None, texts: TextCatalog | None = None
+) -> tuple[Tree, TextCatalog]:
+    """`load_tree`, returning the texts the tree was checked against too: the two serve as one unit."""
     path = Path(path)
     file = str(path)
     try:
@@ -355,4 +362,4 @@ def load_tree(
     errors.extend(check_tree(tree, catalog, texts))
     if errors:
         raise TreeInvalid(errors)
-    return tree
+    return tree, texts

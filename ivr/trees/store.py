@@ -1,28 +1,38 @@
-"""`TreeStore`: the trees in service. It keeps the last good tree of every line and reloads changed files."""
+"""`TreeStore`: the trees in service. For every line it keeps the last good *set*: the tree and the texts it
+was checked against (and, through the `accept` hook, the rendered audio of those texts), and replaces the
+set only as a whole."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ivr.engine.actions import ActionCatalog
 from ivr.engine.tree import Tree
 from ivr.trees.errors import TreeError, TreeInvalid
-from ivr.trees.loader import load_tree
+from ivr.trees.loader import load_line
+from ivr.trees.texts import TextCatalog
 
 log = logging.getLogger(__name__)
 
 
-class TreeStore:
-    """The last good tree of every line under `prompts_dir`. Thread-safe.
+# Further checks of a new set before it serves (the server checks that every prompt has rendered audio of
+# its current text): problems as text; any problem refuses the set.
+AcceptCheck = Callable[[Tree, TextCatalog], list[str]]
 
-    `get(line)` is cheap; when `poll_seconds` has passed since the last look it compares file mtimes and
-    reloads changed lines. `reload()` does the same at once (the FastAGI server calls it on SIGHUP). An
-    invalid new version is logged and ignored: the old one keeps serving. A call keeps the `Tree` object
-    it started with, so a reload never changes a call in progress.
+
+class TreeStore:
+    """The last good set (tree + texts) of every line under `prompts_dir`. Thread-safe.
+
+    `reload()` re-reads the lines whose tree or text files changed (the server runs it from a watcher
+    thread every few seconds and on SIGHUP, never on a call's path). With `poll_seconds` set, `get(line)`
+    also looks when that much time has passed (the simulator and tests). An invalid new set is logged and
+    ignored: the old one keeps serving. A call keeps the `Tree` object it started with, so a reload never
+    changes a call in progress.
     """
 
     def __init__(
@@ -30,15 +40,23 @@ class TreeStore:
         prompts_dir: str | Path,
         catalog: ActionCatalog | None = None,
         *,
-        poll_seconds: float = 2.0,
+        poll_seconds: float | None = 2.0,
         clock: Any = None,
+        accept: AcceptCheck | None = None,
+        also_watch: tuple[Path, ...] = (),
     ) -> None:
         self.dir = Path(prompts_dir)
         self.catalog = catalog
+        self.accept = accept
+        # Files besides the tree and its texts whose change re-checks every line (the audio manifest: a
+        # set refused for stale audio is taken once its prompts are rendered).
+        self.also_watch = also_watch
         self.poll_seconds = poll_seconds
         self._clock = clock or time.monotonic
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # guards the sets in service; held only to read or swap them
+        self._reloading = threading.Lock()  # one reload at a time (watcher thread, SIGHUP)
         self._trees: dict[str, Tree] = {}
+        self._texts: dict[str, TextCatalog] = {}
         self._signatures: dict[str, tuple[tuple[str, int, int], ...]] = {}
         self.errors: dict[str, list[TreeError]] = {}
         self._last_poll = float("-inf")
@@ -53,6 +71,7 @@ class TreeStore:
             self.dir / f"{line}.yaml",
             *sorted(texts.glob(f"{line}.*.yaml")),
             *sorted(texts.glob("common.*.yaml")),
+            *self.also_watch,
         ]
         out = []
         for f in files:
@@ -64,9 +83,10 @@ class TreeStore:
         return tuple(out)
 
     def reload(self) -> dict[str, list[TreeError]]:
-        """Re-read every changed line; return the errors of lines whose new version was refused."""
+        """Re-read every changed line; return the errors of lines whose new set was refused. Files are read
+        and checked without holding the lock that `get()` takes: a call never waits for a reload."""
         refused: dict[str, list[TreeError]] = {}
-        with self._lock:
+        with self._reloading:
             self._last_poll = self._clock()
             for path in sorted(self.dir.glob("*.yaml")):
                 line = path.stem
@@ -75,11 +95,15 @@ class TreeStore:
                     continue
                 self._signatures[line] = sig
                 try:
-                    tree = load_tree(path, self.catalog)
+                    tree, texts = load_line(path, self.catalog)
+                    problems = self.accept(tree, texts) if self.accept is not None else []
+                    if problems:
+                        raise TreeInvalid([TreeError(str(path), 1, "audio", p) for p in problems])
                 except TreeInvalid as exc:
                     refused[line] = exc.errors
-                    self.errors[line] = exc.errors
-                    kept = self._trees.get(line)
+                    with self._lock:
+                        self.errors[line] = exc.errors
+                        kept = self._trees.get(line)
                     log.warning(
                         "tree %s refused (%d errors, first: %s); %s",
                         path,
@@ -91,9 +115,11 @@ class TreeStore:
                 except OSError as exc:
                     log.warning("tree %s unreadable: %s", path, exc)
                     continue
-                old = self._trees.get(line)
-                self._trees[line] = tree
-                self.errors.pop(line, None)
+                with self._lock:
+                    old = self._trees.get(line)
+                    self._trees[line] = tree
+                    self._texts[line] = texts
+                    self.errors.pop(line, None)
                 log.info(
                     "tree %s version %s loaded%s", line, tree.version, f" (was {old.version})" if old else ""
                 )
@@ -101,7 +127,12 @@ class TreeStore:
 
     def get(self, line: str) -> Tree:
         """The current good tree of `line`; KeyError if the line never had a valid tree."""
+        if self.poll_seconds is not None and self._clock() - self._last_poll >= self.poll_seconds:
+            self.reload()
         with self._lock:
-            if self._clock() - self._last_poll >= self.poll_seconds:
-                self.reload()
             return self._trees[line]
+
+    def texts(self, line: str) -> TextCatalog:
+        """The texts of the line's current good set (what its tree was checked against)."""
+        with self._lock:
+            return self._texts[line]

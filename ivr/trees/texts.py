@@ -58,6 +58,8 @@ class TextCatalog:
     line: str
     by_language: dict[str, dict[str, TextEntry]] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
+    # (source, language) -> key -> entry, each file as read: source is the line or "common".
+    by_source: dict[tuple[str, str], dict[str, TextEntry]] = field(default_factory=dict)
 
     def get(self, language: str, key: str) -> TextEntry | None:
         return self.by_language.get(language, {}).get(key)
@@ -105,10 +107,12 @@ def load_texts(texts_dir: Path, line: str, languages: list[str] | None = None) -
             langs.add(path.name.split(".")[1])
     for lang in sorted(langs):
         merged: dict[str, TextEntry] = {}
-        for name in (f"common.{lang}.yaml", f"{line}.{lang}.yaml"):
-            path = texts_dir / name
+        for source in ("common", line):
+            path = texts_dir / f"{source}.{lang}.yaml"
             if path.is_file():
-                merged.update(read_text_file(path))
+                entries = read_text_file(path)
+                merged.update(entries)
+                catalog.by_source[(source, lang)] = entries
                 catalog.files.append(path)
         catalog.by_language[lang] = merged
     return catalog

