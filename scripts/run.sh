@@ -3,6 +3,10 @@
 # seeds the demo database, renders prompt audio if needed, starts the project-local Asterisk and the
 # FastAGI server, and prints how to call from a SIP softphone. Ctrl-C stops everything cleanly.
 #
+# A server that dies is started again, with a back-off (1, 2, 4 ... 30 s); Asterisk keeps running meanwhile,
+# so calls in progress get the dialplan's failure path (apology, operator) and new calls reach the new
+# server. A server that refuses to start (exit 2: a settings or schema problem) is not retried.
+#
 # Options via environment: IVR_SIP_PORT (default 5060), IVR_SOFTPHONE_CALLERID (the number the softphone
 # calls from; default the demo subscriber 79161234567).
 set -euo pipefail
@@ -13,10 +17,12 @@ IVR=.venv/bin/ivr
 
 bash scripts/setup.sh
 "$IVR" db init >&2
-if "$IVR" prompts --help >/dev/null 2>&1; then
-    "$IVR" prompts render --db-names --no-progress >&2 || echo "run: prompt rendering failed; missing audio is skipped" >&2
-fi
+# Only changed prompts are rendered; the first run renders every one (about a minute): progress shows.
+"$IVR" prompts render --db-names >&2 || echo "run: prompt rendering failed; lines without audio are refused" >&2
 
+VAR="$(.venv/bin/python -c 'from ivr.config import load_settings; print(load_settings().var)')"
+PIDFILE="$VAR/run/ivr-serve.pid"
+mkdir -p "$VAR/run"
 serve_pid=""
 cleanup() {
     trap - EXIT INT TERM
@@ -24,6 +30,7 @@ cleanup() {
         kill -TERM "$serve_pid" 2>/dev/null || true
         wait "$serve_pid" 2>/dev/null || true
     fi
+    rm -f "$PIDFILE"
     "$IVR" asterisk stop >&2 || true
 }
 trap cleanup EXIT
@@ -48,6 +55,7 @@ Numbers:
   88005500500                        operator line from a landline (number + PIN)
   88005553609                        loyalty-card line
   *9<number>                         the same over the per-call stdio AGI
+  *8<number>                         the same over EAGI: speak as well as press keys (docs/speech.md)
 Scripted call without a softphone:   .venv/bin/ivr dial 0505 --from 79161234567 --keys 1
 Demo subscribers (PINs in docs/demo-subscribers.md):
 INFO
@@ -55,6 +63,28 @@ INFO
 echo
 echo "FastAGI server starting; Ctrl-C stops the server and Asterisk."
 
-"$IVR" serve &
-serve_pid=$!
-wait "$serve_pid"
+backoff=1
+while true; do
+    "$IVR" serve &
+    serve_pid=$!
+    echo "$serve_pid" >"$PIDFILE"
+    started=$(date +%s)
+    set +e
+    wait "$serve_pid"
+    code=$?
+    set -e
+    serve_pid=""
+    if ((code == 0)); then
+        break  # stopped on purpose (SIGTERM to the server alone)
+    fi
+    if ((code == 2)); then
+        echo "run: ivr serve refused to start (see above); not restarting" >&2
+        exit 2
+    fi
+    if (($(date +%s) - started > 60)); then
+        backoff=1  # it had been running fine: restart at once
+    fi
+    echo "run: ivr serve died (exit $code); restarting in $backoff s. Asterisk keeps running." >&2
+    sleep "$backoff"
+    backoff=$((backoff * 2 > 30 ? 30 : backoff * 2))
+done
