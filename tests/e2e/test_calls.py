@@ -168,13 +168,23 @@ def test_every_service_number_routes_with_its_flags(line_stack: LineStack) -> No
 
 
 def test_loyalty_member_hears_points(line_stack: LineStack) -> None:
-    # Main menu of the loyalty line: 2 = identify by phone number, then the number, then 1 = points balance.
-    result = call(line_stack, "88005553609", ANNA_LOYALTY, "2," + ANNA_LOYALTY + ",1", wait=4.0)
+    # The loyalty line: 2 = identify by phone number, the number and #, the member's PIN and #, then
+    # 1 = points balance. A phone number alone opens nothing: it once told anyone a member's points.
+    keys = "2," + ANNA_LOYALTY + "#,1234#,1"
+    result = call(line_stack, "88005553609", ANNA_LOYALTY, keys, wait=4.0, first_wait=3.0)
     assert_ended_normally(result)
     assert result.variables.get("IVR_LINE") == "loyalty"
     done = actions_of(result)
     assert "card.identify:found" in done, done
+    assert "subscriber.verify_pin:ok" in done, done
     assert "loyalty.balance:ok" in done, done
+
+
+def test_a_loyalty_phone_number_without_the_pin_hears_no_points(line_stack: LineStack) -> None:
+    result = call(line_stack, "88005553609", ANNA_LOYALTY, "2," + ANNA_LOYALTY + "#,9999#,1", wait=4.0)
+    done = actions_of(result)
+    assert "subscriber.verify_pin:wrong" in done, done
+    assert not any(action.startswith("loyalty.balance") for action in done), done
     assert result.variables.get("IVR_SUBSCRIBER") == subscriber_id(line_stack, ANNA_LOYALTY)
 
 
