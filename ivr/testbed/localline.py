@@ -65,8 +65,9 @@ class LocalLine:
     server_stderr: list[Path] = field(default_factory=list)
 
     @classmethod
-    def prepare(cls, var: Path, *, log_level: str = "INFO") -> LocalLine:
-        """Create the var dir, the seeded database and the settings; render prompts if there are none."""
+    def prepare(cls, var: Path, *, log_level: str = "INFO", database_url: str | None = None) -> LocalLine:
+        """Create the var dir, the seeded database and the settings; render prompts if there are none.
+        `database_url`: another database than a fresh SQLite file under `var` (e.g. a PostgreSQL one)."""
         (var / "log").mkdir(parents=True, exist_ok=True)
         base = load_settings()
         env = dict(os.environ)
@@ -74,7 +75,7 @@ class LocalLine:
             {
                 "IVR_HOME": str(PROJECT_ROOT),
                 "IVR_VAR_DIR": str(var),
-                "IVR_DATABASE_URL": f"sqlite:///{var / 'ivr.sqlite3'}",
+                "IVR_DATABASE_URL": database_url or f"sqlite:///{var / 'ivr.sqlite3'}",
                 "IVR_SOUNDS_DIR": str(base.sounds),
                 "IVR_AGI_PORT": str(free_port()),
                 "IVR_AMI_PORT": str(free_port()),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import re
 import socket
 import sqlite3
@@ -334,7 +335,7 @@ def test_softphone_with_its_password_is_identified(line_stack: LineStack, tmp_pa
     assert "action subscriber.identify status=found" in log, log
 
 
-def _timeline(lines: list[str]) -> list[tuple[float, str]]:
+def call_timeline(lines: list[str]) -> list[tuple[float, str]]:
     """(seconds, what) for each prompt played and input taken, from the server log of one call."""
     out = []
     for line in lines:
@@ -368,12 +369,12 @@ def test_a_locked_database_gives_hold_then_apology_never_silence(line_stack: Lin
     assert "password.reset:error" in actions_of(result)
     assert result.variables.get("IVR_RESULT") == "transfer"
     assert result.record is not None
-    timeline = _timeline(line_stack.log_for(result.record.uniqueid))
+    timeline = call_timeline(line_stack.log_for(result.record.uniqueid))
     events = [what for _at, what in timeline]
     confirm = max(i for i, what in enumerate(events) if what.startswith("input "))
     after = events[confirm:]
     assert any(what.startswith("play please_wait") for what in after), after
     assert any(what.startswith("play error_apology") for what in after), after
     limit = 6.0  # the operator line's action_timeout (LineSettings default)
-    gaps = [b - a for (a, _), (b, _) in zip(timeline[confirm:], timeline[confirm + 1 :], strict=False)]
+    gaps = [b - a for (a, _), (b, _) in itertools.pairwise(timeline[confirm:])]
     assert max(gaps) <= limit + 2.0, list(zip(after, [0.0, *gaps], strict=False))
