@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import json
 import re
 import socket
 import sqlite3
@@ -29,6 +30,7 @@ NORMAL_CLEARING = 16
 IVAN = "79161234567"  # docs/demo-subscribers.md: positive balance, PIN 1234
 ELENA_ROAMING = "79161110003"  # in roaming, calls the long-form number
 ANNA_LOYALTY = "79031234567"  # loyalty programme member (3 cards)
+ANNA_CARD = "2770000000017"  # one of her cards (EAN-13)
 
 
 def subscriber_id(stack: LineStack, msisdn: str) -> str:
@@ -378,3 +380,21 @@ def test_a_locked_database_gives_hold_then_apology_never_silence(line_stack: Lin
     limit = 6.0  # the operator line's action_timeout (LineSettings default)
     gaps = [b - a for (a, _), (b, _) in itertools.pairwise(timeline[confirm:])]
     assert max(gaps) <= limit + 2.0, list(zip(after, [0.0, *gaps], strict=False))
+
+
+def test_the_one_time_code_is_sent_before_the_caller_is_asked_for_it(line_stack: LineStack) -> None:
+    """ "We sent you a code" must be true when it is said: the SMS once left 12-20 s later, with the pump's
+    next round, while the question waited 5 s for the code."""
+    result = call(line_stack, "88005553609", ANNA_LOYALTY, "1," + ANNA_CARD + "#,4", wait=5.0, first_wait=3.0)
+    assert "otp.send:ok" in actions_of(result)
+    assert result.record is not None
+    asked = [
+        at for at, what in call_timeline(line_stack.log_for(result.record.uniqueid)) if "otp_sent" in what
+    ]
+    assert asked, "the code question was never asked"
+    outbox = line_stack.settings.var / "sms" / "outbox.log"
+    sent = [json.loads(line) for line in outbox.read_text(encoding="utf-8").splitlines()]
+    codes = [m for m in sent if m["to"] == ANNA_LOYALTY and m["kind"] == "otp"]
+    assert codes, sent
+    delivered = dt.datetime.fromisoformat(codes[-1]["at"]).timestamp()  # whole seconds (the sender's stamp)
+    assert delivered <= asked[0] + 1.0, (delivered, asked[0])
