@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from fake_asterisk import CallScript, agi_header, run_fake_call
@@ -18,28 +17,12 @@ from sqlalchemy.orm import Session as DbSession
 
 from ivr.app.bootstrap import build_app
 from ivr.app.session import CallHandler
-from ivr.config import PROJECT_ROOT, Settings, load_settings
+from ivr.config import PROJECT_ROOT, Settings
 from ivr.db.models import Subscriber
 from ivr.telephony.fastagi import FastAgiServer
-from ivr.testbed.demo_data import init_demo
 
 IVAN = "79161234567"
 AGI_COMMAND = re.compile(r"^(STREAM FILE|WAIT FOR DIGIT|SET VARIABLE|GET DATA|ANSWER|HANGUP|VERBOSE)\b")
-
-
-@pytest.fixture(scope="module")
-def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = f"sqlite:///{tmp_path_factory.mktemp('agi-db') / 'ivr.sqlite3'}"
-    init_demo(url)
-    return url
-
-
-@pytest.fixture
-def settings(tmp_path: Path, demo_db: str) -> Settings:
-    project = load_settings()
-    return Settings(
-        home=PROJECT_ROOT, var_dir=tmp_path / "var", database_url=demo_db, sounds_dir=project.sounds
-    )
 
 
 def subscriber_id(url: str, msisdn: str) -> str:

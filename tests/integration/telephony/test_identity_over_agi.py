@@ -13,27 +13,11 @@ from fake_asterisk import CallScript, agi_header, run_fake_call
 
 from ivr.app.bootstrap import build_app
 from ivr.app.session import CallHandler
-from ivr.config import PROJECT_ROOT, Settings, load_settings
+from ivr.config import Settings
 from ivr.telephony.fastagi import FastAgiServer
-from ivr.testbed.demo_data import init_demo
 
 IVAN = "79161234567"
 NATALIA = "79161110005"  # PIN 8888 (docs/demo-subscribers.md)
-
-
-@pytest.fixture(scope="module")
-def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = f"sqlite:///{tmp_path_factory.mktemp('identity-db') / 'ivr.sqlite3'}"
-    init_demo(url)
-    return url
-
-
-@pytest.fixture
-def settings(tmp_path: Path, demo_db: str) -> Settings:
-    project = load_settings()
-    return Settings(
-        home=PROJECT_ROOT, var_dir=tmp_path / "var", database_url=demo_db, sounds_dir=project.sounds
-    )
 
 
 def place(settings: Settings, header: bytes, script: CallScript) -> CallScript:

@@ -19,6 +19,27 @@ from ivr.config import PROJECT_ROOT, load_settings
 from ivr.testbed.demo_data import init_demo
 
 
+def start_serve(env: dict[str, str], *, grace: float) -> tuple[subprocess.Popen[str], int]:
+    """`ivr serve` on a free port; returns once it says where it listens (its stderr stays open)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ivr.cli", "serve", "--port", "0", "--grace", str(grace)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        found = re.search(r"FastAGI on 127\.0\.0\.1:(\d+)", line)
+        if found:
+            return proc, int(found.group(1))
+    proc.kill()
+    proc.wait()
+    raise AssertionError("ivr serve never said where it listens")
+
+
 @pytest.mark.timeout(120)
 def test_serve_answers_reloads_and_stops(tmp_path: Path) -> None:
     var = tmp_path / "var"
@@ -33,24 +54,9 @@ def test_serve_answers_reloads_and_stops(tmp_path: Path) -> None:
             "IVR_AMI_SECRET": "unused",
         }
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ivr.cli", "serve", "--port", "0", "--grace", "5"],
-        env=env,
-        cwd=PROJECT_ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, port = start_serve(env, grace=5)
     try:
         assert proc.stderr is not None
-        port = 0
-        for line in proc.stderr:
-            found = re.search(r"FastAGI on 127\.0\.0\.1:(\d+)", line)
-            if found:
-                port = int(found.group(1))
-                break
-        assert port, "ivr serve never said where it listens"
         header = agi_header("operator?did=0500&trust=yes&roaming=no", caller="79161234567", uniqueid="1.42")
         script = asyncio.run(run_fake_call(port, header, CallScript(keys=["1"])))
         assert ("IVR_LAST_ACTION", "balance.report:ok") in script.history
@@ -90,24 +96,8 @@ def test_serve_starts_against_a_database_that_never_answers(tmp_path: Path) -> N
                 "IVR_AMI_SECRET": "unused",
             }
         )
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ivr.cli", "serve", "--port", "0", "--grace", "1"],
-            env=env,
-            cwd=PROJECT_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc, port = start_serve(env, grace=1)
         try:
-            assert proc.stderr is not None
-            port = 0
-            for line in proc.stderr:
-                found = re.search(r"FastAGI on 127\.0\.0\.1:(\d+)", line)
-                if found:
-                    port = int(found.group(1))
-                    break
-            assert port, "ivr serve never listened"
             header = agi_header(
                 "operator?did=0505&trust=yes&roaming=no", caller="79161234567", uniqueid="1.7"
             )

@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,11 +24,10 @@ from pipe_asterisk import PipeAsterisk
 
 from ivr.app.bootstrap import build_app
 from ivr.app.session import CallHandler
-from ivr.config import PROJECT_ROOT, Settings, load_settings
+from ivr.config import PROJECT_ROOT, Settings
 from ivr.telephony.agi import AgiProtocolError, AgiResponse
 from ivr.telephony.channel import ChannelFailed, ChannelHungUp
 from ivr.telephony.stdio_agi import PystTransport, make_pyst_agi, run_stdio_call
-from ivr.testbed.demo_data import init_demo
 
 IVAN = "79161234567"
 REQUEST = "operator?did=0505&trust=yes&roaming=no"
@@ -147,21 +145,6 @@ def test_a_header_that_never_ends_is_refused_in_time() -> None:
 
 
 # ---- whole calls in this process (the real wiring: trees, engine, actions, prompts) -----------------
-
-
-@pytest.fixture(scope="module")
-def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = f"sqlite:///{tmp_path_factory.mktemp('stdio-agi-db') / 'ivr.sqlite3'}"
-    init_demo(url)
-    return url
-
-
-@pytest.fixture
-def settings(tmp_path: Path, demo_db: str) -> Settings:
-    project = load_settings()
-    return Settings(
-        home=PROJECT_ROOT, var_dir=tmp_path / "var", database_url=demo_db, sounds_dir=project.sounds
-    )
 
 
 def run_in_process(settings: Settings, asterisk: PipeAsterisk) -> tuple[int, float]:
