@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -49,8 +50,9 @@ class DbTimeouts:
     connect: reaching the server, including its reply to the start-up handshake (a port that accepts
     but never answers once held `ivr serve` at start for minutes). lock: waiting for a row lock
     (PostgreSQL `lock_timeout`) or SQLite's write lock (its busy timeout, which was 60 s). statement: one
-    statement (PostgreSQL `statement_timeout`; SQLite has none). A frozen server enforces none of these;
-    the session's action time limit covers the caller then (docs/operations.md)."""
+    statement (PostgreSQL `statement_timeout`; on SQLite a progress handler interrupts it). A frozen
+    server enforces none of these; the session's action time limit covers the caller then
+    (docs/operations.md)."""
 
     connect: float | None = 5.0
     lock: float | None = 5.0
@@ -85,7 +87,9 @@ def make_engine(url: str, *, timeouts: DbTimeouts = DEFAULT_TIMEOUTS, **kwargs: 
             kwargs.pop("pool_timeout")
             kwargs["poolclass"] = StaticPool
         engine = create_engine(url, connect_args=connect_args, **kwargs)
-        _setup_sqlite(engine, file_backed=database not in ("", ":memory:"))
+        _setup_sqlite(
+            engine, file_backed=database not in ("", ":memory:"), statement_timeout=timeouts.statement
+        )
         return engine
     if parsed.get_backend_name() == "postgresql":
         connect_args = dict(kwargs.pop("connect_args", {}))
@@ -107,7 +111,10 @@ def make_engine(url: str, *, timeouts: DbTimeouts = DEFAULT_TIMEOUTS, **kwargs: 
     return create_engine(url, **kwargs)
 
 
-def _setup_sqlite(engine: Engine, *, file_backed: bool) -> None:
+def _setup_sqlite(engine: Engine, *, file_backed: bool, statement_timeout: float | None = None) -> None:
+    if statement_timeout is not None:
+        _sqlite_statement_timeout(engine, statement_timeout)
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own handling defers it badly).
@@ -123,6 +130,26 @@ def _setup_sqlite(engine: Engine, *, file_backed: bool) -> None:
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _sqlite_statement_timeout(engine: Engine, seconds: float) -> None:
+    """SQLite has no statement timeout of its own: a progress handler (called every few thousand virtual
+    machine steps) interrupts a statement that has run longer than `seconds` (OperationalError
+    "interrupted"). Waiting for the write lock is the busy timeout's business, not this one's."""
+    deadlines: dict[int, float] = {}
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        key = id(dbapi_conn)
+        dbapi_conn.set_progress_handler(lambda: time.monotonic() > deadlines.get(key, float("inf")), 10_000)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _started(conn: Any, _cursor: Any, _statement: Any, _params: Any, _context: Any, _many: Any) -> None:
+        deadlines[id(conn.connection.dbapi_connection)] = time.monotonic() + seconds
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _finished(conn: Any, _cursor: Any, _statement: Any, _params: Any, _context: Any, _many: Any) -> None:
+        deadlines.pop(id(conn.connection.dbapi_connection), None)
 
 
 class UnitOfWork:

@@ -101,6 +101,25 @@ def test_postgresql_statement_timeout(request: pytest.FixtureRequest) -> None:
         factory.dispose()
 
 
+# A statement that would run for minutes on SQLite: a recursive count to a billion.
+ENDLESS = (
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000) "
+    "SELECT count(*) FROM n"
+)
+
+
+def test_sqlite_statement_timeout(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'slow.sqlite3'}"
+    factory = make_uow_factory(url, timeouts=DbTimeouts(statement=0.2))
+    try:
+        with pytest.raises(OperationalError, match="interrupted"), factory() as uow:
+            uow.session.execute(text(ENDLESS))
+        with factory() as uow:  # the connection is fine afterwards, and quick statements run
+            assert uow.session.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        factory.dispose()
+
+
 def test_a_server_that_accepts_but_never_answers_is_given_up(tmp_path: Path) -> None:
     """A port that accepts connections and says nothing (a frozen or half-dead server) once held
     `ivr serve` at start for minutes: the connect timeout ends the attempt."""
