@@ -61,6 +61,33 @@ class MissingContext(Exception):
     """The call variables lack what the action needs (a tree bug)."""
 
 
+# Every action, declared once beside its function by @action: name, the statuses it returns, the argument
+# names it takes, the names of its result values, and whether it changes something (the tree must confirm
+# first) or only writes (a PIN failure counter).
+REGISTRY: dict[str, Action] = {}
+
+ActionRun = Callable[[UnitOfWork, Mapping[str, Any], ActionContext], Outcome]
+
+
+def action(
+    name: str, *, statuses: str, args: str = "", values: str = "", changes: bool = False, writes: bool = False
+) -> Callable[[ActionRun], ActionRun]:
+    def register(run: ActionRun) -> ActionRun:
+        if name in REGISTRY:
+            raise ValueError(f"action {name} declared twice")
+        info = ActionInfo(
+            name=name,
+            statuses=frozenset(statuses.split()),
+            changes_state=changes,
+            args=frozenset(args.split()),
+            values=frozenset(values.split()),
+        )
+        REGISTRY[name] = Action(info=info, run=run, writes=writes or changes)
+        return run
+
+    return register
+
+
 # Contract statuses lack "forbidden" for these: the refusal is said with this status (+ reason value).
 _FORBIDDEN_AS: dict[str, str | None] = {
     "payment.promise": "not_eligible",
@@ -125,6 +152,12 @@ def _values(result: Any, *names: str) -> dict[str, Any]:
 # --- actions -----------------------------------------------------------------------------------------
 
 
+@action(
+    "subscriber.identify",
+    statuses="found unknown closed",
+    args="number",
+    values="subscriber_id account_id access_level msisdn pin_set authenticated auth_method",
+)
 def _identify(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     number = _arg(args, "number")
     from_caller_id = number is None
@@ -141,6 +174,16 @@ def _identify(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> O
     return "found", values
 
 
+@action(
+    "subscriber.verify_pin",
+    statuses="ok wrong locked unknown no_pin throttled",
+    args="number pin",
+    values=(
+        "subscriber_id account_id access_level authenticated auth_method attempts_left locked_until "
+        "locked_minutes"
+    ),
+    writes=True,
+)
 def _verify_pin(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     number = _arg(args, "number") or ctx.vars.get("msisdn") or ctx.vars.get("caller_id")
     pin = str(_arg(args, "pin") or "")
@@ -175,6 +218,9 @@ def _otp_purpose(args: Mapping[str, Any]) -> str:
     return str(_arg(args, "purpose") or "step_up")
 
 
+@action(
+    "otp.send", statuses="ok throttled no_phone", args="purpose", values="sms_to valid_minutes", writes=True
+)
 def _otp_send(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     if ctx.vars.get("subscriber_id") in (None, ""):
         return "no_phone", {}  # e.g. a loyalty card with no phone on its account
@@ -189,6 +235,13 @@ def _otp_send(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> O
     return r.status, _values(r, "sms_to", "valid_minutes")
 
 
+@action(
+    "otp.verify",
+    statuses="ok wrong expired exhausted throttled",
+    args="code purpose",
+    values="otp_verified pin_unlocked attempts_left",
+    writes=True,
+)
 def _otp_verify(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     purpose = _otp_purpose(args)
     r = otp.verify_code(
@@ -214,6 +267,13 @@ def _strongly_authenticated(ctx: ActionContext) -> bool:
     return ctx.vars.get("auth_method") == "pin" or bool(ctx.vars.get("otp_verified"))
 
 
+@action(
+    "pin.change",
+    statuses="ok mismatch weak invalid not_allowed",
+    args="pin pin_repeat",
+    values="",
+    changes=True,
+)
 def _pin_change(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     subscriber_id = _subscriber(ctx)
     if not ctx.vars.get("authenticated") or not _strongly_authenticated(ctx):
@@ -229,6 +289,14 @@ def _pin_change(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) ->
     return r.status, {}
 
 
+@action(
+    "balance.report",
+    statuses="ok",
+    values=(
+        "balance credit_limit available minutes_left sms_left data_mb_left bonus_points "
+        "promised_amount promised_until charges payments charges_count payments_count"
+    ),
+)
 def _balance_report(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     report = balance.report(uow, _subscriber(ctx))
     values = _values(
@@ -255,21 +323,36 @@ def _balance_report(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext
     return "ok", values
 
 
+@action(
+    "payment.promise", statuses="ok not_eligible already_active", values="amount until reason", changes=True
+)
 def _promise(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     r = balance.promise_payment(uow, _subscriber(ctx), origin=_origin(ctx), key=_key(ctx))
     return r.status, _values(r, "amount", "until")
 
 
+@action(
+    "credit.trust_enable",
+    statuses="ok not_eligible already_active",
+    values="credit_limit reason",
+    changes=True,
+)
 def _trust(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     r = balance.enable_trust_credit(uow, _subscriber(ctx), origin=_origin(ctx), key=_key(ctx))
     return r.status, _values(r, "credit_limit")
 
 
+@action("password.reset", statuses="ok limit_reached no_web_account", values="sms_to", changes=True)
 def _password_reset(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     r = password.reset_password(uow, _subscriber(ctx), origin=_origin(ctx), key=_key(ctx))
     return r.status, _values(r, "sms_to")
 
 
+@action(
+    "tariff.current",
+    statuses="ok",
+    values="plan_code plan_name monthly_fee next_billing_date pending_plan_name pending_date",
+)
 def _tariff_current(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     r = tariffs.current_plan(uow, _subscriber(ctx))
     return r.status, _values(
@@ -277,11 +360,19 @@ def _tariff_current(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext
     )
 
 
+@action("tariff.alternatives", statuses="ok none", values="plans plans_count")
 def _tariff_alternatives(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     r = tariffs.alternatives(uow, _subscriber(ctx))
     return r.status, {"plans": _items(r.plans), "plans_count": len(r.plans)}
 
 
+@action(
+    "tariff.change",
+    statuses="ok not_eligible same_plan insufficient_funds unknown_plan forbidden",
+    args="plan_key plan_code when",
+    values="plan_name effective_date fee",
+    changes=True,
+)
 def _tariff_change(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     when = str(_arg(args, "when") or "now").strip().lower()
     when = {"1": "now", "2": "next_period", "next": "next_period"}.get(when, when)
@@ -297,11 +388,19 @@ def _tariff_change(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext)
     return r.status, _values(r, "plan_name", "effective_date", "fee")
 
 
+@action("options.list", statuses="ok none", values="options options_count")
 def _options_list(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     r = tariffs.list_options(uow, _subscriber(ctx))
     return r.status, {"options": _items(r.options), "options_count": len(r.options)}
 
 
+@action(
+    "options.set",
+    statuses="ok already unknown_option insufficient_funds forbidden",
+    args="option_key option_code on",
+    values="option_name price",
+    changes=True,
+)
 def _options_set(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     r = tariffs.set_option(
         uow,
@@ -315,11 +414,19 @@ def _options_set(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -
     return r.status, _values(r, "option_name", "price")
 
 
+@action("subscriptions.list", statuses="ok none", values="subscriptions subscriptions_count")
 def _subscriptions_list(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     r = tariffs.list_subscriptions(uow, _subscriber(ctx))
     return r.status, {"subscriptions": _items(r.subscriptions), "subscriptions_count": len(r.subscriptions)}
 
 
+@action(
+    "subscriptions.cancel",
+    statuses="ok unknown_subscription forbidden",
+    args="subscription_key subscription_code",
+    values="subscription_name",
+    changes=True,
+)
 def _subscriptions_cancel(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     r = tariffs.cancel_subscription(
         uow,
@@ -332,11 +439,19 @@ def _subscriptions_cancel(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionC
     return r.status, _values(r, "subscription_name")
 
 
+@action(
+    "number.block",
+    statuses="ok already_blocked invalid_days forbidden",
+    args="days",
+    values="until blocked",
+    changes=True,
+)
 def _number_block(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     r = blocking.block_number(uow, _subscriber(ctx), _arg(args, "days"), origin=_origin(ctx), key=_key(ctx))
     return r.status, {"until": r.until, "blocked": r.status in ("ok", "already_blocked")}
 
 
+@action("number.unblock", statuses="ok not_blocked forbidden", values="blocked", changes=True)
 def _number_unblock(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     r = blocking.unblock_number(uow, _subscriber(ctx), origin=_origin(ctx), key=_key(ctx))
     return r.status, {"blocked": False} if r.status in ("ok", "not_blocked") else {}
@@ -348,21 +463,32 @@ def _account_of(uow: UnitOfWork, ctx: ActionContext) -> int:
     return load_subscriber(uow, _subscriber(ctx)).account_id
 
 
+@action("bonus.balance", statuses="ok not_enrolled", values="points expiring_points expiry_date")
+@action("loyalty.balance", statuses="ok not_enrolled", values="points expiring_points expiry_date")
 def _points(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     r = bonus.points_balance(uow, _account_of(uow, ctx))
     return r.status, _values(r, "points", "expiring_points", "expiry_date")
 
 
+@action("bonus.enrol", statuses="ok already_enrolled", values="enrolled reason", changes=True)
 def _bonus_enrol(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     r = bonus.enrol(uow, _subscriber(ctx), origin=_origin(ctx), key=_key(ctx))
     return r.status, {"enrolled": r.status in ("ok", "already_enrolled")}
 
 
+@action("bonus.catalogue", statuses="ok none", values="rewards rewards_count")
 def _bonus_catalogue(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     r = bonus.catalogue(uow, _account_of(uow, ctx))
     return r.status, {"rewards": _items(r.rewards), "rewards_count": len(r.rewards)}
 
 
+@action(
+    "bonus.redeem",
+    statuses="ok insufficient_points unknown_reward not_enrolled",
+    args="reward_key reward_code",
+    values="reward_name points_left reason",
+    changes=True,
+)
 def _bonus_redeem(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     r = bonus.redeem(
         uow,
@@ -375,6 +501,13 @@ def _bonus_redeem(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) 
     return r.status, _values(r, "reward_name", "points_left")
 
 
+@action(
+    "bonus.transfer",
+    statuses="ok insufficient_points unknown_recipient invalid_amount not_enrolled",
+    args="to_number points",
+    values="points_left points_transferred reason",
+    changes=True,
+)
 def _bonus_transfer(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     r = bonus.transfer(
         uow,
@@ -387,6 +520,12 @@ def _bonus_transfer(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext
     return r.status, {"points_left": r.points_left, "points_transferred": r.points}
 
 
+@action(
+    "card.identify",
+    statuses="found unknown blocked",
+    args="card_number number",
+    values="card_id account_id subscriber_id card_last4",
+)
 def _card_identify(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     card_number = _arg(args, "card_number")
     number = _arg(args, "number")
@@ -402,11 +541,19 @@ def _card_identify(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext)
     return r.status, _values(r, "card_id", "account_id", "subscriber_id", "card_last4")
 
 
+@action("card.list", statuses="ok none", values="cards count")
 def _card_list(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     r = cards.list_cards(uow, _account(ctx))
     return r.status, {"cards": _items(r.cards, drop=("card_id",)), "count": r.count}
 
 
+@action(
+    "card.register",
+    statuses="ok invalid_number limit_reached already_registered taken",
+    args="card_number",
+    values="card_last4 count",
+    changes=True,
+)
 def _card_register(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     r = cards.register_card(
         uow, _account(ctx), str(_arg(args, "card_number") or ""), origin=_origin(ctx), key=_key(ctx)
@@ -420,6 +567,13 @@ def _card_target(args: Mapping[str, Any], ctx: ActionContext) -> tuple[Any, int 
     return card_key, None if card_id in (None, "") else int(card_id)
 
 
+@action(
+    "card.block",
+    statuses="ok already_blocked unknown_card",
+    args="card_key",
+    values="card_last4",
+    changes=True,
+)
 def _card_block(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     card_key, card_id = _card_target(args, ctx)
     r = cards.block_card(
@@ -428,6 +582,9 @@ def _card_block(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) ->
     return r.status, _values(r, "card_last4")
 
 
+@action(
+    "card.unblock", statuses="ok not_blocked unknown_card", args="card_key", values="card_last4", changes=True
+)
 def _card_unblock(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     card_key, card_id = _card_target(args, ctx)
     r = cards.unblock_card(
@@ -436,6 +593,13 @@ def _card_unblock(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) 
     return r.status, _values(r, "card_last4")
 
 
+@action(
+    "card.reissue",
+    statuses="ok not_blocked unknown_card",
+    args="card_key",
+    values="card_last4 new_card_last4",
+    changes=True,
+)
 def _card_reissue(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     card_key, card_id = _card_target(args, ctx)
     r = cards.reissue_card(
@@ -447,159 +611,6 @@ def _card_reissue(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) 
 # --- the registry ------------------------------------------------------------------------------------
 
 # The values each action may set (ActionInfo.values, for the validator's placeholder check).
-_VALUES = {
-    "subscriber.identify": "subscriber_id account_id access_level msisdn pin_set authenticated auth_method",
-    "subscriber.verify_pin": (
-        "subscriber_id account_id access_level authenticated auth_method attempts_left locked_until"
-        " locked_minutes"
-    ),
-    "otp.send": "sms_to valid_minutes",
-    "otp.verify": "otp_verified pin_unlocked attempts_left",
-    "pin.change": "",
-    "balance.report": (
-        "balance credit_limit available minutes_left sms_left data_mb_left bonus_points promised_amount"
-        " promised_until charges payments charges_count payments_count"
-    ),
-    "payment.promise": "amount until reason",
-    "credit.trust_enable": "credit_limit reason",
-    "password.reset": "sms_to",
-    "tariff.current": "plan_code plan_name monthly_fee next_billing_date pending_plan_name pending_date",
-    "tariff.alternatives": "plans plans_count",
-    "tariff.change": "plan_name effective_date fee",
-    "options.list": "options options_count",
-    "options.set": "option_name price",
-    "subscriptions.list": "subscriptions subscriptions_count",
-    "subscriptions.cancel": "subscription_name",
-    "number.block": "until blocked",
-    "number.unblock": "blocked",
-    "bonus.balance": "points expiring_points expiry_date",
-    "bonus.enrol": "enrolled reason",
-    "bonus.catalogue": "rewards rewards_count",
-    "bonus.redeem": "reward_name points_left reason",
-    "bonus.transfer": "points_left points_transferred reason",
-    "card.identify": "card_id account_id subscriber_id card_last4",
-    "card.list": "cards count",
-    "card.register": "card_last4 count",
-    "card.block": "card_last4",
-    "card.unblock": "card_last4",
-    "card.reissue": "card_last4 new_card_last4",
-    "loyalty.balance": "points expiring_points expiry_date",
-}
-
-
-def _action(
-    name: str,
-    run: Callable[[UnitOfWork, Mapping[str, Any], ActionContext], Outcome],
-    statuses: str,
-    *,
-    changes: bool = False,
-    args: str = "",
-    writes: bool = False,
-) -> tuple[str, Action]:
-    info = ActionInfo(
-        name=name,
-        statuses=frozenset(statuses.split()),
-        changes_state=changes,
-        args=frozenset(args.split()),
-        values=frozenset(_VALUES[name].split()),
-    )
-    return name, Action(info=info, run=run, writes=writes or changes)
-
-
-REGISTRY: dict[str, Action] = dict(
-    [
-        _action("subscriber.identify", _identify, "found unknown closed", args="number"),
-        _action(
-            "subscriber.verify_pin",
-            _verify_pin,
-            "ok wrong locked unknown no_pin throttled",
-            args="number pin",
-            writes=True,
-        ),
-        _action("otp.send", _otp_send, "ok throttled no_phone", args="purpose", writes=True),
-        _action(
-            "otp.verify",
-            _otp_verify,
-            "ok wrong expired exhausted throttled",
-            args="code purpose",
-            writes=True,
-        ),
-        _action(
-            "pin.change",
-            _pin_change,
-            "ok mismatch weak invalid not_allowed",
-            changes=True,
-            args="pin pin_repeat",
-        ),
-        _action("balance.report", _balance_report, "ok"),
-        _action("payment.promise", _promise, "ok not_eligible already_active", changes=True),
-        _action("credit.trust_enable", _trust, "ok not_eligible already_active", changes=True),
-        _action("password.reset", _password_reset, "ok limit_reached no_web_account", changes=True),
-        _action("tariff.current", _tariff_current, "ok"),
-        _action("tariff.alternatives", _tariff_alternatives, "ok none"),
-        _action(
-            "tariff.change",
-            _tariff_change,
-            "ok not_eligible same_plan insufficient_funds unknown_plan forbidden",
-            changes=True,
-            args="plan_key plan_code when",
-        ),
-        _action("options.list", _options_list, "ok none"),
-        _action(
-            "options.set",
-            _options_set,
-            "ok already unknown_option insufficient_funds forbidden",
-            changes=True,
-            args="option_key option_code on",
-        ),
-        _action("subscriptions.list", _subscriptions_list, "ok none"),
-        _action(
-            "subscriptions.cancel",
-            _subscriptions_cancel,
-            "ok unknown_subscription forbidden",
-            changes=True,
-            args="subscription_key subscription_code",
-        ),
-        _action(
-            "number.block",
-            _number_block,
-            "ok already_blocked invalid_days forbidden",
-            changes=True,
-            args="days",
-        ),
-        _action("number.unblock", _number_unblock, "ok not_blocked forbidden", changes=True),
-        _action("bonus.balance", _points, "ok not_enrolled"),
-        _action("bonus.enrol", _bonus_enrol, "ok already_enrolled", changes=True),
-        _action("bonus.catalogue", _bonus_catalogue, "ok none"),
-        _action(
-            "bonus.redeem",
-            _bonus_redeem,
-            "ok insufficient_points unknown_reward not_enrolled",
-            changes=True,
-            args="reward_key reward_code",
-        ),
-        _action(
-            "bonus.transfer",
-            _bonus_transfer,
-            "ok insufficient_points unknown_recipient invalid_amount not_enrolled",
-            changes=True,
-            args="to_number points",
-        ),
-        _action("card.identify", _card_identify, "found unknown blocked", args="card_number number"),
-        _action("card.list", _card_list, "ok none"),
-        _action(
-            "card.register",
-            _card_register,
-            "ok invalid_number limit_reached already_registered taken",
-            changes=True,
-            args="card_number",
-        ),
-        _action("card.block", _card_block, "ok already_blocked unknown_card", changes=True, args="card_key"),
-        _action("card.unblock", _card_unblock, "ok not_blocked unknown_card", changes=True, args="card_key"),
-        _action("card.reissue", _card_reissue, "ok not_blocked unknown_card", changes=True, args="card_key"),
-        _action("loyalty.balance", _points, "ok not_enrolled"),
-    ]
-)
 
 
 # Risky actions: when the call needs step-up (`step_up_required`, set by the server from the line's

@@ -18,7 +18,7 @@ CONTRACT_TABLE: dict[str, tuple[str, bool, str, str]] = {
         "ok wrong locked unknown no_pin throttled",
         False,
         "number pin",
-        "subscriber_id attempts_left locked_until",
+        "subscriber_id attempts_left locked_until locked_minutes",
     ),
     "otp.send": ("ok throttled no_phone", False, "purpose", "sms_to valid_minutes"),
     "otp.verify": (

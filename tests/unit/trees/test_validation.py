@@ -136,11 +136,11 @@ def test_store_keeps_last_good_version_and_reloads_changes(
     clock = FakeClock()
     store = TreeStore(tmp_path, catalog, poll_seconds=5, clock=clock)
     first = store.get("loyalty")
-    assert first.version == "2026.11.1"
+    assert first.version == "2026.12.1"
 
     good_text = tree_file.read_text(encoding="utf-8")
     tree_file.write_text(
-        good_text.replace('version: "2026.11.1"', 'version: "2026.11.2"').replace(
+        good_text.replace('version: "2026.12.1"', 'version: "2026.12.2"').replace(
             "goto: identify", "goto: nowhere"
         ),
         encoding="utf-8",
@@ -150,16 +150,16 @@ def test_store_keeps_last_good_version_and_reloads_changes(
     clock.now = 10.0
     with caplog.at_level(logging.WARNING, logger="ivr.trees.loader"):
         assert store.get("loyalty") is first  # invalid: refused, the old one keeps serving
-    assert "refused" in caplog.text and "keeping version 2026.11.1" in caplog.text
+    assert "refused" in caplog.text and "keeping version 2026.12.1" in caplog.text
     assert store.errors["loyalty"][0].code == "unknown_target"
 
-    tree_file.write_text(good_text.replace('version: "2026.11.1"', 'version: "2026.11.3"'), encoding="utf-8")
+    tree_file.write_text(good_text.replace('version: "2026.12.1"', 'version: "2026.12.3"'), encoding="utf-8")
     refused = store.reload()  # explicit (SIGHUP)
     assert refused == {}
     second = store.get("loyalty")
-    assert second.version == "2026.11.3" and second is not first
+    assert second.version == "2026.12.3" and second is not first
     # A call that captured `first` at its start still has it, unchanged.
-    assert first.version == "2026.11.1"
+    assert first.version == "2026.12.1"
 
 
 def test_store_reloads_when_only_texts_change(tmp_path: Path, catalog: ActionCatalog) -> None:
