@@ -239,8 +239,7 @@ class _Run:
                 self.commands.append(self.collect(node, node.prompts))
                 return None
             case ChooseNode():
-                items = self.vars.get(node.items) or []
-                if not items:
+                if not self.list_items(node):
                     return node.empty or self.s.main_menu
                 self.waiting = "input"
                 self.commands.append(self.collect(node, self.choose_prompts(node)))
@@ -379,7 +378,10 @@ class _Run:
         )
 
     def list_items(self, node: ChooseNode) -> list[Mapping[str, Any]]:
-        items = self.vars.get(node.items) or []
+        """The items a caller can choose: mappings in a list; a variable that holds no list has none."""
+        items = self.vars.get(node.items)
+        if not isinstance(items, list | tuple):
+            return []
         return [i for i in items if isinstance(i, Mapping)]
 
     def base_prompts(self, node: AnyNode) -> tuple[PromptSpec, ...]:
