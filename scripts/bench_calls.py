@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ivr.testbed import asterisk
 from ivr.telephony.ami import CallWatcher
+from ivr.testbed import asterisk
 from ivr.testbed.dialer import dial
 from ivr.testbed.localline import LocalLine
 

@@ -22,9 +22,9 @@ from sqlalchemy import select
 
 from ivr.app.actions import ActionContext, invoke
 from ivr.db.models import Subscriber
-from ivr.testbed.demo_data import init_demo
 from ivr.db.session import UowFactory, make_uow_factory
 from ivr.services import bonus
+from ivr.testbed.demo_data import init_demo
 
 NATALIA = "79161110005"
 
