@@ -4,26 +4,19 @@ Without Asterisk or sipp the tests skip with the reason, unless CI is set: then 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
+from e2e_support import require_line_pieces
 
-from ivr.testbed.localline import LocalLine, missing_pieces
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+from ivr.testbed.localline import LocalLine
 
 
 @pytest.fixture(scope="session")
 def line_stack(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[LocalLine]:
-    missing = missing_pieces()
-    if missing:
-        reason = "e2e needs " + " and ".join(missing) + "; run scripts/setup.sh"
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_line_pieces()
     line = LocalLine.prepare(tmp_path_factory.mktemp("e2e") / "var")
     line.start()
     try:

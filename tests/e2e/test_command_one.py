@@ -17,14 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from e2e_support import require_line_pieces
 
 from ivr.config import PROJECT_ROOT, Settings, load_settings
 from ivr.testbed.dialer import DialResult, dial
-from ivr.testbed.localline import free_port, missing_pieces
+from ivr.testbed.localline import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 IVAN = "79161234567"
 
 
@@ -46,12 +46,7 @@ def _wait_for(what: str, ready: object, proc: subprocess.Popen[bytes], seconds: 
 
 @pytest.fixture
 def command_one(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Settings, Path]]:
-    missing = missing_pieces()
-    if missing:
-        reason = "e2e needs " + " and ".join(missing) + "; run scripts/setup.sh"
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_line_pieces()
     base = load_settings()
     var = tmp_path / "var"
     # The installed Asterisk is shared (installing it again would take a download); the rest is private.

