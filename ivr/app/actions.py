@@ -348,6 +348,12 @@ def _password_reset(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext
     return r.status, _values(r, "sms_to")
 
 
+@action("web.register", statuses="ok already_registered", values="sms_to login", changes=True)
+def _web_register(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = password.register_web_account(uow, _subscriber(ctx), origin=_origin(ctx), key=_key(ctx))
+    return r.status, _values(r, "sms_to", "login")
+
+
 @action(
     "tariff.current",
     statuses="ok",
@@ -617,7 +623,15 @@ def _card_reissue(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) 
 # policy and the caller ID's trust, ivr.app.lines), they run only after `otp.verify` succeeded in this
 # call. The tree's `step_up` sub-flow asks for the code; this is the server's own check behind it.
 STEP_UP_ACTIONS = frozenset(
-    {"password.reset", "tariff.change", "number.unblock", "bonus.transfer", "bonus.redeem", "card.unblock"}
+    {
+        "password.reset",
+        "web.register",
+        "tariff.change",
+        "number.unblock",
+        "bonus.transfer",
+        "bonus.redeem",
+        "card.unblock",
+    }
 )
 
 

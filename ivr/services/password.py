@@ -6,6 +6,9 @@ is marked must-change and the web lockout is cleared. At most `RESETS_PER_DAY` r
 any 24 hours. The temporary password appears in the SMS text and nowhere else (not in results, audit or
 logs).
 
+Registration: a subscriber without a web account gets one by phone, as on the operator's site: the login
+is the phone number, and a temporary password arrives by SMS exactly as a reset sends it (must-change).
+
 Login: `MAX_WEB_FAILURES` consecutive wrong passwords lock the web account until a reset.
 """
 
@@ -39,6 +42,17 @@ MAX_WEB_FAILURES = 5
 TEMP_PASSWORD_LENGTH = 10
 _ALPHABET = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
+REGISTRATION_SMS_TEXT = {
+    "ru": (
+        "Личный кабинет создан. Логин: {login}. Временный пароль: {password}. "
+        "После входа задайте новый пароль."
+    ),
+    "en": (
+        "Your online account is ready. Login: {login}. Temporary password: {password}. "
+        "Please set a new one after signing in."
+    ),
+}
+
 SMS_TEXT = {
     "ru": "Временный пароль для входа в личный кабинет: {password}. После входа задайте новый пароль.",
     "en": "Temporary password for your online account: {password}. Please set a new one after signing in.",
@@ -49,6 +63,13 @@ SMS_TEXT = {
 class PasswordResetResult:
     status: str  # ok | limit_reached | no_web_account
     sms_to: str | None = None
+
+
+@dataclass(frozen=True)
+class WebRegistration:
+    status: str  # ok | already_registered
+    sms_to: str | None = None
+    login: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +109,29 @@ def reset_password(
         return PasswordResetResult(status="ok", sms_to=sub.msisdn)
 
     return once(uow, key, "password.reset", PasswordResetResult, run)
+
+
+def register_web_account(
+    uow: UnitOfWork, subscriber_id: int, *, origin: Origin = NO_ORIGIN, key: str | None = None
+) -> WebRegistration:
+    """Create the web account: login = the phone number, a temporary password by SMS (must-change)."""
+
+    def run() -> WebRegistration:
+        sub = lock_subscriber(uow, subscriber_id)
+        if sub.web_enabled:
+            return WebRegistration(status="already_registered", login=sub.msisdn)
+        password = temporary_password()
+        sub.web_enabled = True
+        sub.web_password_hash = hash_secret(password)
+        sub.web_must_change = True
+        sub.web_failures = 0
+        sub.web_locked = False
+        text = REGISTRATION_SMS_TEXT.get(sub.language, REGISTRATION_SMS_TEXT["ru"])
+        queue_sms(uow, sub.msisdn, text.format(login=sub.msisdn, password=password), "web_registration")
+        audit(uow, origin, "web.registered", account_id=sub.account_id, subscriber_id=sub.id)
+        return WebRegistration(status="ok", sms_to=sub.msisdn, login=sub.msisdn)
+
+    return once(uow, key, "web.register", WebRegistration, run)
 
 
 def web_login(uow: UnitOfWork, number: str, password: str, *, origin: Origin = NO_ORIGIN) -> WebLogin:

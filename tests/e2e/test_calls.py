@@ -30,6 +30,7 @@ NORMAL_CLEARING = 16
 # The operator line's action_timeout (LineSettings default): how long an action may keep a caller waiting.
 ACTION_LIMIT = 6.0
 IVAN = "79161234567"  # docs/demo-subscribers.md: positive balance, PIN 1234
+MARIA = "79161110001"  # negative balance, no web account
 ELENA_ROAMING = "79161110003"  # in roaming, calls the long-form number
 ANNA_LOYALTY = "79031234567"  # loyalty programme member (3 cards)
 ANNA_CARD = "2770000000017"  # one of her cards (EAN-13)
@@ -206,6 +207,17 @@ def test_landline_caller_keys_number_and_pin(line_stack: LineStack) -> None:
     log = "\n".join(line_stack.log_for(result.record.uniqueid))
     assert "4 digits (secret)" in log, log
     assert "'1234'" not in log and "pin=1234" not in log, "the PIN leaked into the log"
+
+
+def test_a_subscriber_without_a_web_account_registers_one(line_stack: LineStack) -> None:
+    # Main menu 4 = web password; confirm (1); no web account yet: create one? (1).
+    result = call(line_stack, "0505", MARIA, "4,1,1", wait=5.0)
+    assert_ended_normally(result)
+    done = actions_of(result)
+    assert "password.reset:no_web_account" in done and "web.register:ok" in done, done
+    outbox = line_stack.settings.var / "sms" / "outbox.log"
+    sent = [json.loads(line) for line in outbox.read_text(encoding="utf-8").splitlines()]
+    assert any(m["to"] == MARIA and m["kind"] == "web_registration" for m in sent), sent
 
 
 def test_the_hash_after_the_number_stays_with_the_number(line_stack: LineStack) -> None:

@@ -104,3 +104,40 @@ def test_reset_is_idempotent_per_key(uow_factory: UowFactory) -> None:
     assert a == b
     with uow_factory() as uow:
         assert len(uow.session.scalars(select(SmsOutbox)).all()) == 1
+
+
+# ---- web account registration by phone ---------------------------------------------------------------
+
+
+def test_registration_creates_the_web_account_with_a_temporary_password(uow_factory: UowFactory) -> None:
+    sub_id, _ = demo_ids(uow_factory, MARIA)
+    result = run_op(uow_factory, password.register_web_account, sub_id)
+    assert (result.status, result.sms_to, result.login) == ("ok", MARIA, MARIA)
+    with uow_factory() as uow:
+        sms = uow.session.scalars(select(SmsOutbox).order_by(SmsOutbox.id.desc())).first()
+        assert sms is not None and sms.kind == "web_registration" and sms.msisdn == MARIA
+        text = sms.text
+        assert [a.action for a in uow.session.scalars(select(AuditRecord))][-1] == "web.registered"
+    assert f"Логин: {MARIA}" in text
+    temp = re.search(r"пароль: (\S+)\. ", text)
+    assert temp, text
+    # The web account now exists and signs in with the temporary password, which must be changed.
+    assert run_op(uow_factory, password.web_login, MARIA, temp.group(1)).status == "must_change"
+    assert run_op(uow_factory, password.reset_password, sub_id).status == "ok"  # and can be reset
+
+
+def test_registration_of_an_existing_web_account_is_refused(uow_factory: UowFactory) -> None:
+    sub_id, _ = demo_ids(uow_factory, IVAN)
+    result = run_op(uow_factory, password.register_web_account, sub_id)
+    assert (result.status, result.sms_to) == ("already_registered", None)
+    with uow_factory() as uow:
+        assert uow.session.scalars(select(SmsOutbox)).all() == []
+
+
+def test_registration_is_idempotent_per_key(uow_factory: UowFactory) -> None:
+    sub_id, _ = demo_ids(uow_factory, MARIA)
+    a = run_op(uow_factory, password.register_web_account, sub_id, key="call-9:register:1")
+    b = run_op(uow_factory, password.register_web_account, sub_id, key="call-9:register:1")
+    assert a == b and a.status == "ok"
+    with uow_factory() as uow:
+        assert len(uow.session.scalars(select(SmsOutbox)).all()) == 1

@@ -37,6 +37,7 @@ CONTRACT_TABLE: dict[str, tuple[str, bool, str, str]] = {
     "payment.promise": ("ok not_eligible already_active", True, "", "amount until"),
     "credit.trust_enable": ("ok not_eligible already_active", True, "", "credit_limit"),
     "password.reset": ("ok limit_reached no_web_account", True, "", "sms_to"),
+    "web.register": ("ok already_registered", True, "", "sms_to login"),
     "tariff.current": ("ok", False, "", "plan_code plan_name monthly_fee next_billing_date"),
     "tariff.alternatives": ("ok none", False, "", "plans"),
     "tariff.change": (
