@@ -30,7 +30,7 @@ from ivr.db.session import UnitOfWork
 from ivr.engine.actions import ActionInfo
 from ivr.engine.events import ActionResult
 from ivr.logs import call_id_var
-from ivr.services import auth, balance, blocking, bonus, cards, otp, password, tariffs
+from ivr.services import auth, balance, blocking, bonus, cards, otp, packages, password, tariffs
 from ivr.services.common import Origin, load_subscriber
 
 log = logging.getLogger(__name__)
@@ -352,6 +352,31 @@ def _password_reset(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext
 def _web_register(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     r = password.register_web_account(uow, _subscriber(ctx), origin=_origin(ctx), key=_key(ctx))
     return r.status, _values(r, "sms_to", "login")
+
+
+@action("package.list", statuses="ok none", values="packages packages_count")
+def _package_list(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = packages.list_packages(uow, _subscriber(ctx))
+    return r.status, {"packages": _items(r.packages), "packages_count": len(r.packages)}
+
+
+@action(
+    "package.buy",
+    statuses="ok insufficient_funds unknown_package forbidden",
+    args="package_key package_code",
+    values="package_name price expires",
+    changes=True,
+)
+def _package_buy(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = packages.buy_package(
+        uow,
+        _subscriber(ctx),
+        package_key=_arg(args, "package_key"),
+        package_code=_arg(args, "package_code"),
+        origin=_origin(ctx),
+        key=_key(ctx),
+    )
+    return r.status, _values(r, "package_name", "price", "expires")
 
 
 @action(

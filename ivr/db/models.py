@@ -198,6 +198,41 @@ class ContentSubscription(Base):
     cancelled_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
 
+class Package(Base):
+    """An extra package of minutes, SMS or data a subscriber may buy on top of the plan: charged to the
+    balance at once, valid for `validity_days` from the purchase."""
+
+    __tablename__ = "package"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))  # minutes | sms | data_mb
+    quantity: Mapped[int] = mapped_column(Integer)
+    price: Mapped[Decimal] = mapped_column(Money)
+    validity_days: Mapped[int] = mapped_column(Integer)
+    sort: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class PackagePurchase(Base):
+    """A package bought: what is left of it and until when. The balance report adds the remainders of
+    the packages not yet expired to the plan's."""
+
+    __tablename__ = "package_purchase"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"), index=True)
+    package_id: Mapped[int] = mapped_column(ForeignKey("package.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    remaining: Mapped[int] = mapped_column(Integer)
+    price: Mapped[Decimal] = mapped_column(Money)
+    bought_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+
+    package: Mapped[Package] = relationship()
+
+
 class NumberBlock(Base):
     """A voluntary block of a number. Active while `starts_at <= now < ends_at` and not ended early."""
 

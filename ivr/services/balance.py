@@ -23,7 +23,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from sqlalchemy import func, select
 
-from ivr.db.models import Account, Charge, Payment, PromisedPayment
+from ivr.db.models import Account, Charge, PackagePurchase, Payment, PromisedPayment, Subscriber
 from ivr.db.session import UnitOfWork
 from ivr.services.bonus import live_points
 from ivr.services.common import (
@@ -131,6 +131,20 @@ def active_promise(uow: UnitOfWork, account_id: int) -> PromisedPayment | None:
     ).first()
 
 
+def remainders(uow: UnitOfWork, sub: Subscriber) -> dict[str, int]:
+    """What the subscriber has left per kind (minutes, sms, data_mb): the plan's remainders plus those of
+    the packages bought and not yet expired (ivr.services.packages)."""
+    left = {"minutes": sub.minutes_left, "sms": sub.sms_left, "data_mb": sub.data_mb_left}
+    rows = uow.session.execute(
+        select(PackagePurchase.kind, func.sum(PackagePurchase.remaining))
+        .where(PackagePurchase.subscriber_id == sub.id, PackagePurchase.expires_at > uow.now())
+        .group_by(PackagePurchase.kind)
+    ).all()
+    for kind, extra in rows:
+        left[kind] = left.get(kind, 0) + int(extra or 0)
+    return left
+
+
 def report(uow: UnitOfWork, subscriber_id: int) -> BalanceReport:
     sub = load_subscriber(uow, subscriber_id)
     account = sub.account
@@ -145,14 +159,15 @@ def report(uow: UnitOfWork, subscriber_id: int) -> BalanceReport:
         .order_by(Payment.created_at.desc(), Payment.id.desc())
     ).fetchmany(3)
     promise = active_promise(uow, account.id)
+    left = remainders(uow, sub)
     return BalanceReport(
         status="ok",
         balance=money(account.balance),
         credit_limit=money(account.credit_limit),
         available=available(account),
-        minutes_left=sub.minutes_left,
-        sms_left=sub.sms_left,
-        data_mb_left=sub.data_mb_left,
+        minutes_left=left["minutes"],
+        sms_left=left["sms"],
+        data_mb_left=left["data_mb"],
         bonus_points=live_points(uow, account.id) if account.bonus_enrolled_at else 0,
         charges=tuple(ChargeLine(money(c.amount), c.created_at.date(), c.title) for c in charges),
         payments=tuple(PaymentLine(money(p.amount), p.created_at.date()) for p in payments),

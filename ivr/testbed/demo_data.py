@@ -23,6 +23,7 @@ from ivr.db.models import (
     LoyaltyCard,
     NumberBlock,
     Option,
+    Package,
     Plan,
     Reward,
     Subscriber,
@@ -50,6 +51,13 @@ OPTIONS = [
     ("messengers", "Безлимитные мессенджеры", D("120.00")),
     ("roaming_data", "Интернет в роуминге, 1 гигабайт", D("350.00")),
     ("caller_id", "Определитель номера", D("0.00")),
+]
+PACKAGES = [
+    # code, name, kind, quantity, price, validity days
+    ("min100", "100 минут", "minutes", 100, D("150.00"), 30),
+    ("sms100", "100 SMS", "sms", 100, D("90.00"), 30),
+    ("gb1", "1 гигабайт интернета", "data_mb", 1024, D("200.00"), 30),
+    ("gb5", "5 гигабайт интернета", "data_mb", 5120, D("450.00"), 30),
 ]
 REWARDS = [
     # code, name, points, programme, kind, quantity
@@ -339,6 +347,19 @@ def seed_catalogue(uow: UnitOfWork) -> None:
     for sort, (code, name, price) in enumerate(OPTIONS):
         if uow.session.scalars(select(Option).where(Option.code == code)).first() is None:
             uow.session.add(Option(code=code, name=name, price=price, sort=sort))
+    for sort, (code, name, kind, quantity, price, days) in enumerate(PACKAGES):
+        if uow.session.scalars(select(Package).where(Package.code == code)).first() is None:
+            uow.session.add(
+                Package(
+                    code=code,
+                    name=name,
+                    kind=kind,
+                    quantity=quantity,
+                    price=price,
+                    validity_days=days,
+                    sort=sort,
+                )
+            )
     for sort, (code, name, points, programme, kind, quantity) in enumerate(REWARDS):
         if uow.session.scalars(select(Reward).where(Reward.code == code)).first() is None:
             uow.session.add(

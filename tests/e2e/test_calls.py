@@ -220,6 +220,14 @@ def test_a_subscriber_without_a_web_account_registers_one(line_stack: LineStack)
     assert any(m["to"] == MARIA and m["kind"] == "web_registration" for m in sent), sent
 
 
+def test_a_subscriber_buys_a_package(line_stack: LineStack) -> None:
+    # Main menu 2 = tariff, then 2 = packages; the first package (100 minutes), confirm (1).
+    result = call(line_stack, "0505", IVAN, "2,2,1,1", wait=5.0, first_wait=2.0)
+    assert_ended_normally(result)
+    done = actions_of(result)
+    assert "package.list:ok" in done and "package.buy:ok" in done, done
+
+
 def test_the_hash_after_the_number_stays_with_the_number(line_stack: LineStack) -> None:
     """The 8-800 prompt says "enter the 11-digit number and press #": that # must not answer the PIN
     question (it once did, with an empty input, and the caller heard "no input")."""

@@ -7,14 +7,15 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 
 from dbfixtures import IVAN, NATALIA, TATIANA, demo_ids
 from sqlalchemy import func, select
 
 from ivr.app.actions import ActionContext, invoke
-from ivr.db.models import Account, PointsEntry, Subscriber
+from ivr.db.models import Account, PackagePurchase, PointsEntry, Subscriber
 from ivr.db.session import UowFactory
-from ivr.services import bonus
+from ivr.services import bonus, packages
 
 THREADS = 100
 
@@ -134,3 +135,41 @@ def test_simultaneous_plan_changes_charge_once_per_change(uow_factory: UowFactor
         account = uow.session.get(Account, account_id)
         assert account is not None
         assert str(account.balance) == "590.00"  # 890 - 300, charged once
+
+
+def test_package_purchases_racing_redemptions_on_one_account(uow_factory: UowFactory) -> None:
+    """Money and points of one account change at once from many calls: packages bought with the balance
+    while rewards are redeemed with the points. Neither is overspent, the money adds up, and the points
+    ledger balances."""
+    sub_id, account_id = demo_ids(uow_factory, IVAN)
+    with uow_factory(write=True) as uow:
+        account = uow.session.get(Account, account_id)
+        assert account is not None
+        account.balance = Decimal("900.00")  # exactly ten 90-rouble SMS packages
+        account.credit_limit = Decimal("0.00")
+        bonus.grant_points(uow, account_id, 2000 - _ledger(uow_factory, account_id)[0])  # ten 50-SMS rewards
+        uow.commit()
+
+    def work(i: int) -> str:
+        if i % 2 == 0:
+            with uow_factory(write=True) as uow:
+                bought = packages.buy_package(uow, sub_id, package_code="sms100", key=f"pkg:{i}")
+                uow.commit()
+            return f"package:{bought.status}"
+        return f"redeem:{_redeem(uow_factory, sub_id, 'sms50', f'sms50:{i}')}"
+
+    counts = Counter(_all_at_once(40, work))
+    assert counts == {
+        "package:ok": 10,
+        "package:insufficient_funds": 10,
+        "redeem:ok": 10,
+        "redeem:insufficient_points": 10,
+    }
+    with uow_factory() as uow:
+        account = uow.session.get(Account, account_id)
+        assert account is not None and account.balance == Decimal("0.00")
+        bought = uow.session.scalar(
+            select(func.count(PackagePurchase.id)).where(PackagePurchase.subscriber_id == sub_id)
+        )
+        assert bought == 10
+    assert _ledger(uow_factory, account_id) == (0, 0, 0)

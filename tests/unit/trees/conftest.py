@@ -38,6 +38,13 @@ CONTRACT_TABLE: dict[str, tuple[str, bool, str, str]] = {
     "credit.trust_enable": ("ok not_eligible already_active", True, "", "credit_limit"),
     "password.reset": ("ok limit_reached no_web_account", True, "", "sms_to"),
     "web.register": ("ok already_registered", True, "", "sms_to login"),
+    "package.list": ("ok none", False, "", "packages packages_count"),
+    "package.buy": (
+        "ok insufficient_funds unknown_package forbidden",
+        True,
+        "package_key package_code",
+        "package_name price expires",
+    ),
     "tariff.current": ("ok", False, "", "plan_code plan_name monthly_fee next_billing_date"),
     "tariff.alternatives": ("ok none", False, "", "plans"),
     "tariff.change": (
