@@ -30,7 +30,7 @@ from ivr.db.session import UnitOfWork
 from ivr.engine.actions import ActionInfo
 from ivr.engine.events import ActionResult
 from ivr.logs import call_id_var
-from ivr.services import auth, balance, blocking, bonus, cards, otp, packages, password, tariffs
+from ivr.services import auth, balance, blocking, bonus, cards, otp, packages, password, statements, tariffs
 from ivr.services.common import Origin, load_subscriber
 
 log = logging.getLogger(__name__)
@@ -377,6 +377,20 @@ def _package_buy(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -
         key=_key(ctx),
     )
     return r.status, _values(r, "package_name", "price", "expires")
+
+
+@action(
+    "statement.order",
+    statuses="ok too_soon invalid_period",
+    args="period",
+    values="channel expect_minutes charges_count total wait_minutes",
+    writes=True,
+)
+def _statement_order(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = statements.order_statement(
+        uow, _subscriber(ctx), str(_arg(args, "period") or ""), origin=_origin(ctx), key=_key(ctx)
+    )
+    return r.status, _values(r, "channel", "expect_minutes", "charges_count", "total", "wait_minutes")
 
 
 @action(

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from ivr.app import actions
 from ivr.app.lines import LinesFileError, load_service_numbers
 from ivr.app.session import ActionInvoker, Session
-from ivr.app.sms import SmsPump, sender_from_settings
+from ivr.app.sms import SmsPump, mail_sender_from_settings, sender_from_settings
 from ivr.config import Settings, StartupRefused
 from ivr.db.migrate import current_revision, head_revision
 from ivr.db.models import SmsOutbox
@@ -201,7 +201,11 @@ class LineApp:
         """The unit-of-work factory (one per process) and the SMS outbox pump beside it, made on first use."""
         if self._uow_factory is None:
             self._uow_factory = make_uow_factory(self.settings.db_url, timeouts=db_timeouts(self.settings))
-            self._sms_pump = SmsPump(self._uow_factory, sender_from_settings(self.settings))
+            self._sms_pump = SmsPump(
+                self._uow_factory,
+                sender_from_settings(self.settings),
+                mail_sender=mail_sender_from_settings(self.settings),
+            )
             self._sms_pump.start()
         return self._uow_factory
 

@@ -7,6 +7,9 @@ Services queue SMS in the `sms_outbox` table in the same transaction as the chan
   the delivery channel (it is the SMS), not a log.
 - `LogSender` ("log"): logs that an SMS went out, to whom and its kind, never its text.
 A real gateway is one more class with `send(sms)`.
+
+E-mail (detailed statements) goes the same way from the e-mail outbox: `FileMailSender` appends to
+var/mail/outbox.log, `LogMailSender` logs the kind only. The pump delivers both.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from ivr.db.models import EmailOutbox
 from ivr.db.session import UowFactory
 from ivr.services import outbox
-from ivr.services.outbox import OutgoingSms
+from ivr.services.outbox import OutgoingEmail, OutgoingSms
 
 if TYPE_CHECKING:
     from ivr.config import Settings
@@ -60,6 +64,59 @@ class LogSender:
         log.info("sms %s sent to %s kind=%s (%d characters)", sms.id, sms.msisdn, sms.kind, len(sms.text))
 
 
+class MailSender(Protocol):
+    def send(self, mail: OutgoingEmail) -> None:
+        """Deliver one e-mail or raise."""
+
+
+class FileMailSender:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def send(self, mail: OutgoingEmail) -> None:
+        record = {
+            "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "id": mail.id,
+            "to": mail.address,
+            "kind": mail.kind,
+            "subject": mail.subject,
+            "body": mail.body,
+        }
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+class LogMailSender:
+    def send(self, mail: OutgoingEmail) -> None:
+        log.info("email %s sent kind=%s (%d characters)", mail.id, mail.kind, len(mail.body))
+
+
+def mail_sender_from_settings(settings: Settings) -> MailSender:
+    if settings.sms_sender == "log":
+        return LogMailSender()
+    return FileMailSender(settings.var / "mail" / "outbox.log")
+
+
+def deliver_pending_mail(uow_factory: UowFactory, sender: MailSender, limit: int = 100) -> int:
+    """Send the e-mail that is waiting, as `deliver_pending` does the SMS."""
+    sent = 0
+    with uow_factory(write=True) as uow:
+        for mail in outbox.pending_email(uow, limit):
+            try:
+                sender.send(mail)
+            except Exception:
+                log.exception("email %s could not be sent", mail.id)
+                outbox.mark_failed(uow, mail.id, EmailOutbox)
+                continue
+            outbox.mark_sent(uow, mail.id, EmailOutbox)
+            sent += 1
+        uow.commit()
+    return sent
+
+
 def sender_from_settings(settings: Settings) -> SmsSender:
     if settings.sms_sender == "log":
         return LogSender()
@@ -94,9 +151,16 @@ class SmsPump:
         pump.stop()
     """
 
-    def __init__(self, uow_factory: UowFactory, sender: SmsSender, interval: float = 30.0) -> None:
+    def __init__(
+        self,
+        uow_factory: UowFactory,
+        sender: SmsSender,
+        interval: float = 30.0,
+        mail_sender: MailSender | None = None,
+    ) -> None:
         self.uow_factory = uow_factory
         self.sender = sender
+        self.mail_sender = mail_sender
         self.interval = interval
         self.sent = 0
         self._wake = threading.Event()
@@ -124,5 +188,7 @@ class SmsPump:
     def _deliver(self) -> None:
         try:
             self.sent += deliver_pending(self.uow_factory, self.sender)
+            if self.mail_sender is not None:
+                self.sent += deliver_pending_mail(self.uow_factory, self.mail_sender)
         except Exception:
             log.exception("sms delivery run failed")

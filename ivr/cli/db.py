@@ -113,7 +113,12 @@ def _subscribers(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _jobs(settings: Settings, args: argparse.Namespace) -> int:
-    from ivr.app.sms import deliver_pending, sender_from_settings
+    from ivr.app.sms import (
+        deliver_pending,
+        deliver_pending_mail,
+        mail_sender_from_settings,
+        sender_from_settings,
+    )
     from ivr.db.session import make_uow_factory
     from ivr.services import balance, bonus, otp, tariffs
 
@@ -125,13 +130,14 @@ def _jobs(settings: Settings, args: argparse.Namespace) -> int:
             switched = tariffs.apply_pending_plans(uow)
             uow.commit()
         sent = deliver_pending(factory, sender_from_settings(settings))
+        mailed = deliver_pending_mail(factory, mail_sender_from_settings(settings))
         with factory(write=True) as uow:
             otp.scrub_delivered(uow)  # one-time codes no longer usable leave the outbox
             uow.commit()
     finally:
         factory.dispose()
     print(
-        f"{sent} SMS sent, {expired} points expired, {settled} promised payments settled, "
-        f"{switched} plans applied"
+        f"{sent} SMS and {mailed} e-mails sent, {expired} points expired, "
+        f"{settled} promised payments settled, {switched} plans applied"
     )
     return 0

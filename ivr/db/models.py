@@ -117,6 +117,8 @@ class Subscriber(Base):
     web_must_change: Mapped[bool] = mapped_column(Boolean, default=False)
     web_failures: Mapped[int] = mapped_column(Integer, default=0)
     web_locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Where a detailed statement goes; without one, a summary goes by SMS.
+    email: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     account: Mapped[Account] = relationship(back_populates="subscribers")
     plan: Mapped[Plan | None] = relationship(foreign_keys=[plan_id])
@@ -319,6 +321,35 @@ class SmsOutbox(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class EmailOutbox(Base):
+    """E-mail waiting for delivery (detailed statements), written in the transaction that asked for it."""
+
+    __tablename__ = "email_outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class StatementOrder(Base):
+    """A detailed statement ordered by phone: for which period, and how it was sent."""
+
+    __tablename__ = "statement_order"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"), index=True)
+    period: Mapped[str] = mapped_column(String(16))  # week | month | last_month
+    period_from: Mapped[dt.date] = mapped_column(Date)
+    period_to: Mapped[dt.date] = mapped_column(Date)
+    channel: Mapped[str] = mapped_column(String(8))  # email | sms
+    ordered_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
 
 
 class AuditRecord(Base):

@@ -25,7 +25,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 
-from ivr.db.models import Account, AuditRecord, IdempotencyRecord, SmsOutbox, Subscriber
+from ivr.db.models import Account, AuditRecord, EmailOutbox, IdempotencyRecord, SmsOutbox, Subscriber
 from ivr.db.session import UnitOfWork
 from ivr.numbering import phone
 
@@ -179,6 +179,12 @@ def queue_sms(uow: UnitOfWork, msisdn: str, text: str, kind: str) -> None:
     delivery channel; nothing here logs the text."""
     uow.session.add(SmsOutbox(msisdn=msisdn, text=text, kind=kind, created_at=uow.now()))
     log.info("sms queued kind=%s to=%s", kind, msisdn)
+
+
+def queue_email(uow: UnitOfWork, address: str, subject: str, body: str, kind: str) -> None:
+    """Queue an e-mail in this transaction (the pump delivers it with the SMS)."""
+    uow.session.add(EmailOutbox(address=address, subject=subject, body=body, kind=kind, created_at=uow.now()))
+    log.info("email queued kind=%s", kind)
 
 
 # --- idempotency -------------------------------------------------------------------------------------

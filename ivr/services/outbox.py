@@ -1,4 +1,4 @@
-"""The SMS outbox seen from the delivery side: take pending messages, mark them sent or failed.
+"""The outboxes (SMS, e-mail) seen from the delivery side: take pending messages, mark them sent or failed.
 
 Texts may carry a temporary password or a new card number; this module never logs a text.
 """
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from ivr.db.models import SmsOutbox
+from ivr.db.models import EmailOutbox, SmsOutbox
 from ivr.db.session import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,32 @@ class OutgoingSms:
     kind: str
 
 
+@dataclass(frozen=True)
+class OutgoingEmail:
+    id: int
+    address: str
+    subject: str
+    body: str
+    kind: str
+
+
+Outbox = type[SmsOutbox] | type[EmailOutbox]
+
+
+def pending_email(uow: UnitOfWork, limit: int = 100) -> list[OutgoingEmail]:
+    rows = uow.session.scalars(
+        uow.locked(
+            select(EmailOutbox)
+            .where(EmailOutbox.sent_at.is_(None), EmailOutbox.attempts < MAX_ATTEMPTS)
+            .order_by(EmailOutbox.id)
+            .limit(limit)
+        )
+    ).all()
+    return [
+        OutgoingEmail(id=r.id, address=r.address, subject=r.subject, body=r.body, kind=r.kind) for r in rows
+    ]
+
+
 def pending(uow: UnitOfWork, limit: int = 100) -> list[OutgoingSms]:
     rows = uow.session.scalars(
         uow.locked(
@@ -38,15 +64,23 @@ def pending(uow: UnitOfWork, limit: int = 100) -> list[OutgoingSms]:
     return [OutgoingSms(id=r.id, msisdn=r.msisdn, text=r.text, kind=r.kind) for r in rows]
 
 
-def mark_sent(uow: UnitOfWork, sms_id: int) -> None:
-    row = uow.session.get(SmsOutbox, sms_id)
+def _row(uow: UnitOfWork, message_id: int, outbox: Outbox) -> SmsOutbox | EmailOutbox | None:
+    return (
+        uow.session.get(SmsOutbox, message_id)
+        if outbox is SmsOutbox
+        else uow.session.get(EmailOutbox, message_id)
+    )
+
+
+def mark_sent(uow: UnitOfWork, message_id: int, outbox: Outbox = SmsOutbox) -> None:
+    row = _row(uow, message_id, outbox)
     if row is not None:
         row.sent_at = uow.now()
         row.attempts += 1
 
 
-def mark_failed(uow: UnitOfWork, sms_id: int) -> None:
-    row = uow.session.get(SmsOutbox, sms_id)
+def mark_failed(uow: UnitOfWork, message_id: int, outbox: Outbox = SmsOutbox) -> None:
+    row = _row(uow, message_id, outbox)
     if row is not None:
         row.attempts += 1
-        log.warning("sms %s to %s failed (attempt %d)", row.id, row.msisdn, row.attempts)
+        log.warning("%s %s failed (attempt %d)", outbox.__tablename__, row.id, row.attempts)

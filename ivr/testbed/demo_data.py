@@ -85,6 +85,7 @@ class DemoNumber:
     options: tuple[str, ...] = ()
     subscriptions: tuple[tuple[str, str, Decimal], ...] = ()
     language: str = "ru"
+    email: str | None = None  # where a detailed statement goes (example.com: reserved, never delivered)
 
 
 @dataclass
@@ -125,6 +126,7 @@ DEMO: list[DemoAccount] = [
                 "1234",
                 "Иван Петров",
                 "positive balance, options and paid subscriptions, bonus points (some expiring soon)",
+                email="ivan.petrov@example.com",
                 options=("who_called",),
                 subscriptions=(
                     ("horoscope", "Гороскоп", D("15.00")),
@@ -424,6 +426,7 @@ def seed_account(uow: UnitOfWork, demo: DemoAccount) -> bool:
             sms_left=plan.sms // 2 if plan else 0,
             data_mb_left=plan.data_mb // 3 if plan else 0,
             web_enabled=number.web,
+            email=number.email,
             # Nobody knows this one: the subscriber gets a real password by a reset.
             web_password_hash=hash_secret(f"demo-{number.msisdn}-unused") if number.web else None,
         )

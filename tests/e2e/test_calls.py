@@ -228,6 +228,16 @@ def test_a_subscriber_buys_a_package(line_stack: LineStack) -> None:
     assert "package.list:ok" in done and "package.buy:ok" in done, done
 
 
+def test_a_subscriber_orders_a_detailed_statement(line_stack: LineStack) -> None:
+    # Main menu 2 = tariff, 3 = statement, 2 = the last thirty days: by e-mail (Ivan has one on file).
+    result = call(line_stack, "0505", IVAN, "2,3,2", wait=5.0)
+    assert_ended_normally(result)
+    assert "statement.order:ok" in actions_of(result)
+    mail = line_stack.settings.var / "mail" / "outbox.log"
+    sent = [json.loads(line) for line in mail.read_text(encoding="utf-8").splitlines()]
+    assert any(m["to"] == "ivan.petrov@example.com" and m["kind"] == "statement" for m in sent), sent
+
+
 def test_the_hash_after_the_number_stays_with_the_number(line_stack: LineStack) -> None:
     """The 8-800 prompt says "enter the 11-digit number and press #": that # must not answer the PIN
     question (it once did, with an empty input, and the caller heard "no input")."""

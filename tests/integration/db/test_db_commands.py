@@ -69,6 +69,6 @@ def test_db_jobs(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
         factory.dispose()
     capsys.readouterr()
     assert main(["--database-url", url, "db", "jobs"]) == 0
-    assert "1 SMS sent" in capsys.readouterr().out
+    assert "1 SMS and 0 e-mails sent" in capsys.readouterr().out
     outbox = (tmp_path / "var" / "sms" / "outbox.log").read_text(encoding="utf-8")
     assert "79161234567" in outbox and "password_reset" in outbox

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from ivr.app.sms import FileSender, LogSender, deliver_pending, sender_from_settings
 from ivr.config import Settings
-from ivr.db.models import SmsOutbox
+from ivr.db.models import EmailOutbox, SmsOutbox
 from ivr.db.session import UowFactory
 from ivr.services import bonus, outbox, password
 from ivr.services.outbox import OutgoingSms
@@ -87,3 +87,22 @@ def test_pump_delivers_after_a_kick_and_on_stop(uow_factory: UowFactory, tmp_pat
     pump.stop()  # delivers whatever is still queued, then joins
     assert pump.sent == 2
     assert len(path.read_text(encoding="utf-8").splitlines()) == 2
+
+
+def test_statements_by_email_are_delivered_by_the_pump(uow_factory: UowFactory, tmp_path: Path) -> None:
+    from ivr.app.sms import FileMailSender, SmsPump
+    from ivr.services import statements
+
+    mail = tmp_path / "mail.log"
+    pump = SmsPump(
+        uow_factory, FileSender(tmp_path / "sms.log"), interval=3600, mail_sender=FileMailSender(mail)
+    )
+    pump.start()
+    run_op(uow_factory, statements.order_statement, demo_ids(uow_factory, IVAN)[0], "month")
+    pump.kick()
+    pump.stop()
+    (sent,) = [json.loads(line) for line in mail.read_text(encoding="utf-8").splitlines()]
+    assert (sent["to"], sent["kind"]) == ("ivan.petrov@example.com", "statement")
+    assert sent["subject"].startswith("Детализация расходов")
+    with uow_factory() as uow:
+        assert all(m.sent_at is not None for m in uow.session.scalars(select(EmailOutbox)))

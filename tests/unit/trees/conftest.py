@@ -39,6 +39,12 @@ CONTRACT_TABLE: dict[str, tuple[str, bool, str, str]] = {
     "password.reset": ("ok limit_reached no_web_account", True, "", "sms_to"),
     "web.register": ("ok already_registered", True, "", "sms_to login"),
     "package.list": ("ok none", False, "", "packages packages_count"),
+    "statement.order": (
+        "ok too_soon invalid_period",
+        False,
+        "period",
+        "channel expect_minutes charges_count total wait_minutes",
+    ),
     "package.buy": (
         "ok insufficient_funds unknown_package forbidden",
         True,
