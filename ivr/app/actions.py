@@ -639,6 +639,17 @@ def _card_unblock(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) 
 
 
 @action(
+    "card.delete", statuses="ok last_card unknown_card", args="card_key", values="card_last4", changes=True
+)
+def _card_delete(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    card_key, card_id = _card_target(args, ctx)
+    r = cards.delete_card(
+        uow, _account(ctx), card_key=card_key, card_id=card_id, origin=_origin(ctx), key=_key(ctx)
+    )
+    return r.status, _values(r, "card_last4")
+
+
+@action(
     "card.reissue",
     statuses="ok not_blocked unknown_card",
     args="card_key",
@@ -670,6 +681,7 @@ STEP_UP_ACTIONS = frozenset(
         "bonus.transfer",
         "bonus.redeem",
         "card.unblock",
+        "card.delete",
     }
 )
 

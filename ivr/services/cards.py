@@ -63,7 +63,7 @@ class CardRegistration:
 
 @dataclass(frozen=True)
 class CardChange:
-    status: str  # ok | already_blocked | not_blocked | unknown_card
+    status: str  # ok | already_blocked | not_blocked | unknown_card | last_card
     card_last4: str | None = None
     new_card_last4: str | None = None
 
@@ -200,6 +200,34 @@ def block_card(
         return CardChange(status="ok", card_last4=card.number[-4:])
 
     return once(uow, key, "card.block", CardChange, run)
+
+
+def delete_card(
+    uow: UnitOfWork,
+    account_id: int,
+    *,
+    card_key: object = None,
+    card_id: int | None = None,
+    origin: Origin = NO_ORIGIN,
+    key: str | None = None,
+) -> CardChange:
+    """Take a card off the account. The points stay on the account; the card stops working for it (it is
+    detached and marked deleted, its history stays in the audit trail). The last card cannot go: an
+    account keeps at least one card (leaving the programme is its own operation)."""
+
+    def run() -> CardChange:
+        lock_account(uow, account_id)
+        card = _pick(uow, account_id, card_key, card_id)
+        if card is None:
+            return CardChange(status="unknown_card")
+        if len(_cards(uow, account_id)) <= 1:
+            return CardChange(status="last_card", card_last4=card.number[-4:])
+        card.status = "deleted"
+        card.account_id = None
+        audit(uow, origin, "card.delete", account_id=account_id, card_id=card.id, last4=card.number[-4:])
+        return CardChange(status="ok", card_last4=card.number[-4:])
+
+    return once(uow, key, "card.delete", CardChange, run)
 
 
 def unblock_card(

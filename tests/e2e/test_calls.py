@@ -34,6 +34,7 @@ MARIA = "79161110001"  # negative balance, no web account
 ELENA_ROAMING = "79161110003"  # in roaming, calls the long-form number
 ANNA_LOYALTY = "79031234567"  # loyalty programme member (3 cards)
 ANNA_CARD = "2770000000017"  # one of her cards (EAN-13)
+TATIANA_LOYALTY = "79031110001"  # five cards, PIN 1111
 
 
 def subscriber_id(stack: LineStack, msisdn: str) -> str:
@@ -236,6 +237,18 @@ def test_a_subscriber_orders_a_detailed_statement(line_stack: LineStack) -> None
     mail = line_stack.settings.var / "mail" / "outbox.log"
     sent = [json.loads(line) for line in mail.read_text(encoding="utf-8").splitlines()]
     assert any(m["to"] == "ivan.petrov@example.com" and m["kind"] == "statement" for m in sent), sent
+
+
+def test_loyalty_delete_and_transfer_menus_reach_their_step_up(line_stack: LineStack) -> None:
+    """The new loyalty menus answer through Asterisk: deleting a card (card menu 4) and transferring points
+    (main menu 6) each start with a one-time code. (A real call cannot type the SMS code: sipp's keys are
+    fixed before the call; the scenarios run the flows to their end.)"""
+    # Tatiana: her own code budget (three codes an hour per member), apart from Anna's in other tests.
+    member = "2," + TATIANA_LOYALTY + "#,1111#,"
+    delete = call(line_stack, "88005553609", TATIANA_LOYALTY, member + "3,2,4", wait=4.0)
+    assert "card.list:ok" in actions_of(delete) and "otp.send:ok" in actions_of(delete), actions_of(delete)
+    transfer = call(line_stack, "88005553609", TATIANA_LOYALTY, member + "6", wait=4.0)
+    assert "otp.send:ok" in actions_of(transfer), actions_of(transfer)
 
 
 def test_the_hash_after_the_number_stays_with_the_number(line_stack: LineStack) -> None:

@@ -131,3 +131,46 @@ def test_reissue_sends_the_new_number_by_sms_only(
     # the old card no longer identifies anyone
     with uow_factory() as uow:
         assert cards.identify_card(uow, card_number=ANNA_CARDS[2]).status == "unknown"
+
+
+# ---- deleting a card from the account -------------------------------------------------------------------
+
+
+def _points(factory: UowFactory, account_id: int) -> int:
+    from ivr.db.models import Account
+
+    with factory() as uow:
+        account = uow.session.get(Account, account_id)
+        assert account is not None
+        return account.points
+
+
+def test_a_deleted_card_leaves_the_account_and_the_points_stay(uow_factory: UowFactory) -> None:
+    _, account_id = demo_ids(uow_factory, ANNA)
+    points = _points(uow_factory, account_id)
+    deleted = run_op(uow_factory, cards.delete_card, account_id, card_key="2")
+    assert (deleted.status, deleted.card_last4) == ("ok", ANNA_CARDS[1][-4:])
+    with uow_factory() as uow:
+        listed = cards.list_cards(uow, account_id)
+        card = uow.session.scalars(select(LoyaltyCard).where(LoyaltyCard.number == ANNA_CARDS[1])).one()
+        assert (card.status, card.account_id) == ("deleted", None)
+        # The card no longer opens the account.
+        assert cards.identify_card(uow, card_number=ANNA_CARDS[1]).status == "unknown"
+        assert [a.action for a in uow.session.scalars(select(AuditRecord))][-1] == "card.delete"
+    assert [c.last4 for c in listed.cards] == [ANNA_CARDS[0][-4:], ANNA_CARDS[2][-4:]]
+    assert _points(uow_factory, account_id) == points
+
+
+def test_the_last_card_cannot_be_deleted(uow_factory: UowFactory) -> None:
+    _, account_id = demo_ids(uow_factory, ANNA)
+    assert run_op(uow_factory, cards.delete_card, account_id, card_key="1").status == "ok"
+    assert run_op(uow_factory, cards.delete_card, account_id, card_key="1").status == "ok"
+    last = run_op(uow_factory, cards.delete_card, account_id, card_key="1")
+    assert (last.status, last.card_last4) == ("last_card", ANNA_CARDS[2][-4:])
+    with uow_factory() as uow:
+        assert cards.list_cards(uow, account_id).count == 1
+
+
+def test_deleting_an_unknown_card(uow_factory: UowFactory) -> None:
+    _, account_id = demo_ids(uow_factory, ANNA)
+    assert run_op(uow_factory, cards.delete_card, account_id, card_key="7").status == "unknown_card"

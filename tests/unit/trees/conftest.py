@@ -39,6 +39,7 @@ CONTRACT_TABLE: dict[str, tuple[str, bool, str, str]] = {
     "password.reset": ("ok limit_reached no_web_account", True, "", "sms_to"),
     "web.register": ("ok already_registered", True, "", "sms_to login"),
     "package.list": ("ok none", False, "", "packages packages_count"),
+    "card.delete": ("ok last_card unknown_card", True, "card_key", "card_last4"),
     "statement.order": (
         "ok too_soon invalid_period",
         False,
