@@ -30,7 +30,19 @@ from ivr.db.session import UnitOfWork
 from ivr.engine.actions import ActionInfo
 from ivr.engine.events import ActionResult
 from ivr.logs import call_id_var
-from ivr.services import auth, balance, blocking, bonus, cards, otp, packages, password, statements, tariffs
+from ivr.services import (
+    auth,
+    balance,
+    blocking,
+    bonus,
+    cards,
+    mailings,
+    otp,
+    packages,
+    password,
+    statements,
+    tariffs,
+)
 from ivr.services.common import Origin, load_subscriber
 
 log = logging.getLogger(__name__)
@@ -647,6 +659,31 @@ def _card_delete(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -
         uow, _account(ctx), card_key=card_key, card_id=card_id, origin=_origin(ctx), key=_key(ctx)
     )
     return r.status, _values(r, "card_last4")
+
+
+@action("mailing.status", statuses="ok", values="mailing_sms mailing_email")
+def _mailing_status(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = mailings.mailing_choice(uow, _subscriber(ctx))
+    return r.status, _values(r, "mailing_sms", "mailing_email")
+
+
+@action(
+    "mailing.set",
+    statuses="ok already no_email invalid_channel",
+    args="channel on",
+    values="mailing_channel mailing_on",
+    changes=True,
+)
+def _mailing_set(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = mailings.set_mailing(
+        uow,
+        _subscriber(ctx),
+        str(_arg(args, "channel") or ""),
+        _bool(args.get("on", True)),
+        origin=_origin(ctx),
+        key=_key(ctx),
+    )
+    return r.status, {"mailing_channel": r.channel, "mailing_on": r.on}
 
 
 @action(

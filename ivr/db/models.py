@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -81,6 +82,9 @@ class Account(Base):
     trust_credit: Mapped[bool] = mapped_column(Boolean, default=False)
     next_billing_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     bonus_enrolled_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # The programme's mailings the holder agreed to (loyalty line: by SMS, by e-mail).
+    mailing_sms: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    mailing_email: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     points: Mapped[int] = mapped_column(Integer, default=0)  # cache of the ledger: sum(points_entry.delta)
     version: Mapped[int] = mapped_column(Integer, default=0)
 

@@ -251,6 +251,14 @@ def test_loyalty_delete_and_transfer_menus_reach_their_step_up(line_stack: LineS
     assert "otp.send:ok" in actions_of(transfer), actions_of(transfer)
 
 
+def test_a_loyalty_member_subscribes_to_the_sms_mailing(line_stack: LineStack) -> None:
+    # Mikhail (PIN 2222): phone and PIN, main menu 7 = mailings, 1 = subscribe by SMS, confirm (1).
+    keys = "2,79031110002#,2222#,7,1,1"
+    result = call(line_stack, "88005553609", "79031110002", keys, wait=4.0, first_wait=3.0)
+    done = actions_of(result)
+    assert "mailing.status:ok" in done and "mailing.set:ok" in done, done
+
+
 def test_the_hash_after_the_number_stays_with_the_number(line_stack: LineStack) -> None:
     """The 8-800 prompt says "enter the 11-digit number and press #": that # must not answer the PIN
     question (it once did, with an empty input, and the caller heard "no input")."""

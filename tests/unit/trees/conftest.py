@@ -40,6 +40,8 @@ CONTRACT_TABLE: dict[str, tuple[str, bool, str, str]] = {
     "web.register": ("ok already_registered", True, "", "sms_to login"),
     "package.list": ("ok none", False, "", "packages packages_count"),
     "card.delete": ("ok last_card unknown_card", True, "card_key", "card_last4"),
+    "mailing.status": ("ok", False, "", "mailing_sms mailing_email"),
+    "mailing.set": ("ok already no_email invalid_channel", True, "channel on", "mailing_channel mailing_on"),
     "statement.order": (
         "ok too_soon invalid_period",
         False,
