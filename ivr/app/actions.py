@@ -37,6 +37,7 @@ from ivr.services import (
     bonus,
     cards,
     mailings,
+    membership,
     otp,
     packages,
     password,
@@ -686,6 +687,23 @@ def _mailing_set(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -
     return r.status, {"mailing_channel": r.channel, "mailing_on": r.on}
 
 
+@action("programme.leave_info", statuses="ok already_left", values="leave_points leave_cards")
+def _leave_info(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = membership.leave_info(uow, _subscriber(ctx))
+    return r.status, _values(r, "leave_points", "leave_cards")
+
+
+@action(
+    "programme.leave",
+    statuses="ok redemption_pending already_left",
+    values="points_lost cards_closed",
+    changes=True,
+)
+def _leave(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = membership.leave_programme(uow, _subscriber(ctx), origin=_origin(ctx), key=_key(ctx))
+    return r.status, _values(r, "points_lost", "cards_closed")
+
+
 @action(
     "card.reissue",
     statuses="ok not_blocked unknown_card",
@@ -719,6 +737,7 @@ STEP_UP_ACTIONS = frozenset(
         "bonus.redeem",
         "card.unblock",
         "card.delete",
+        "programme.leave",
     }
 )
 

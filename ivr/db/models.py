@@ -295,7 +295,9 @@ class PointsEntry(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # grant | redeem | transfer_out | transfer_in | expire
+    kind: Mapped[str] = mapped_column(
+        String(16)
+    )  # grant | redeem | transfer_out | transfer_in | expire | forfeit
     delta: Mapped[int] = mapped_column(Integer)
     remaining: Mapped[int] = mapped_column(Integer, default=0)
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)

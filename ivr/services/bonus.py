@@ -195,6 +195,16 @@ def _spend(uow: UnitOfWork, account: Account, points: int, kind: str, note: str)
     _add_entry(uow, account, kind, -points, note=note)
 
 
+def forfeit_all(uow: UnitOfWork, account: Account) -> int:
+    """Write off every point of a locked account (it leaves the programme): expired remainders as
+    `expire`, the live ones as one `forfeit` entry. Returns the live points lost."""
+    sweep_expired(uow, account)
+    points = live_points(uow, account.id)
+    if points:
+        _spend(uow, account, points, "forfeit", "left the programme")
+    return points
+
+
 def points_balance(uow: UnitOfWork, account_id: int) -> PointsBalance:
     account = uow.session.get(Account, int(account_id))
     if account is None or account.bonus_enrolled_at is None:

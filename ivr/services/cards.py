@@ -87,7 +87,8 @@ def identify_card(
         card = uow.session.scalars(
             select(LoyaltyCard).where(LoyaltyCard.number == _clean(card_number))
         ).first()
-        if card is None or card.account_id is None or card.status == "replaced":
+        # A replaced, deleted or closed card (the member left the programme) opens nothing.
+        if card is None or card.account_id is None or card.status not in LISTED:
             return CardIdentification(status="unknown")
         account_id = card.account_id
     else:

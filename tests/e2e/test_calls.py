@@ -259,6 +259,16 @@ def test_a_loyalty_member_subscribes_to_the_sms_mailing(line_stack: LineStack) -
     assert "mailing.status:ok" in done and "mailing.set:ok" in done, done
 
 
+def test_leaving_the_loyalty_programme_warns_then_asks_for_a_code(line_stack: LineStack) -> None:
+    # Mikhail: phone and PIN, main menu 8 = leave; he hears what is lost, confirms once, and the one-time
+    # code is sent (a real call cannot type it; the scenario runs the flow to its end).
+    keys = "2,79031110002#,2222#,8,1"
+    result = call(line_stack, "88005553609", "79031110002", keys, wait=4.0, first_wait=3.0)
+    done = actions_of(result)
+    assert "programme.leave_info:ok" in done and "otp.send:ok" in done, done
+    assert not any(action.startswith("programme.leave:") for action in done), done
+
+
 def test_the_hash_after_the_number_stays_with_the_number(line_stack: LineStack) -> None:
     """The 8-800 prompt says "enter the 11-digit number and press #": that # must not answer the PIN
     question (it once did, with an empty input, and the caller heard "no input")."""

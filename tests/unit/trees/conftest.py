@@ -41,6 +41,8 @@ CONTRACT_TABLE: dict[str, tuple[str, bool, str, str]] = {
     "package.list": ("ok none", False, "", "packages packages_count"),
     "card.delete": ("ok last_card unknown_card", True, "card_key", "card_last4"),
     "mailing.status": ("ok", False, "", "mailing_sms mailing_email"),
+    "programme.leave_info": ("ok already_left", False, "", "leave_points leave_cards"),
+    "programme.leave": ("ok redemption_pending already_left", True, "", "points_lost cards_closed"),
     "mailing.set": ("ok already no_email invalid_channel", True, "channel on", "mailing_channel mailing_on"),
     "statement.order": (
         "ok too_soon invalid_period",
