@@ -687,6 +687,26 @@ def _mailing_set(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -
     return r.status, {"mailing_channel": r.channel, "mailing_on": r.on}
 
 
+@action(
+    "programme.join_start",
+    statuses="ok already_member number_taken invalid_number",
+    args="number",
+    values="subscriber_id",
+    writes=True,
+)
+def _join_start(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = membership.start_joining(
+        uow, str(_arg(args, "number") or ""), language=ctx.language, origin=_origin(ctx)
+    )
+    return r.status, {"subscriber_id": r.subscriber_id} if r.subscriber_id is not None else {}
+
+
+@action("programme.join", statuses="ok already_member", values="account_id card_id card_last4", changes=True)
+def _join(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
+    r = membership.join(uow, _subscriber(ctx), origin=_origin(ctx), key=_key(ctx))
+    return r.status, _values(r, "account_id", "card_id", "card_last4") if r.status == "ok" else {}
+
+
 @action("programme.leave_info", statuses="ok already_left", values="leave_points leave_cards")
 def _leave_info(uow: UnitOfWork, args: Mapping[str, Any], ctx: ActionContext) -> Outcome:
     r = membership.leave_info(uow, _subscriber(ctx))
@@ -738,6 +758,7 @@ STEP_UP_ACTIONS = frozenset(
         "card.unblock",
         "card.delete",
         "programme.leave",
+        "programme.join",
     }
 )
 

@@ -93,7 +93,7 @@ def identify_card(
         account_id = card.account_id
     else:
         sub = find_subscriber(uow, number)
-        if sub is None or sub.account.kind != "loyalty" or sub.status == "closed":
+        if sub is None or sub.account.kind != "loyalty" or sub.status != "active":  # closed, or still joining
             return CardIdentification(status="unknown")
         account_id = sub.account_id
         card = uow.session.scalars(
@@ -255,7 +255,8 @@ def unblock_card(
     return once(uow, key, "card.unblock", CardChange, run)
 
 
-def _new_virtual_number(uow: UnitOfWork) -> str:
+def new_virtual_number(uow: UnitOfWork) -> str:
+    """A virtual card number not issued yet: EAN-13 starting 29."""
     while True:
         first12 = "29" + "".join(secrets.choice("0123456789") for _ in range(10))
         number = with_ean13_check_digit(first12)
@@ -282,7 +283,7 @@ def reissue_card(
         if card.status != "blocked":
             return CardChange(status="not_blocked", card_last4=card.number[-4:])
         holder = _holder(uow, account.id)
-        number = _new_virtual_number(uow)
+        number = new_virtual_number(uow)
         new_card = LoyaltyCard(
             number=number, account_id=account.id, status="active", virtual=True, registered_at=uow.now()
         )

@@ -269,6 +269,15 @@ def test_leaving_the_loyalty_programme_warns_then_asks_for_a_code(line_stack: Li
     assert not any(action.startswith("programme.leave:") for action in done), done
 
 
+def test_a_caller_who_is_not_a_member_is_offered_to_join(line_stack: LineStack) -> None:
+    # An unknown phone number: the offer to join (1), a pending holder, and the one-time code is sent to
+    # the number named (a real call cannot type it; the scenario runs the flow to its end).
+    result = call(line_stack, "88005553609", "79051112233", "2,79051112233#,1", wait=4.0, first_wait=3.0)
+    done = actions_of(result)
+    assert "card.identify:unknown" in done and "programme.join_start:ok" in done, done
+    assert "otp.send:ok" in done, done
+
+
 def test_the_hash_after_the_number_stays_with_the_number(line_stack: LineStack) -> None:
     """The 8-800 prompt says "enter the 11-digit number and press #": that # must not answer the PIN
     question (it once did, with an empty input, and the caller heard "no input")."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dbfixtures import ANNA, demo_ids, run_op
+from dbfixtures import ANNA, IVAN, demo_ids, run_op
 from sqlalchemy import func, select
 
 from ivr.app.sms import FileSender, deliver_pending
-from ivr.db.models import Account, AuditRecord, LoyaltyCard, PointsEntry, Subscriber
+from ivr.db.models import Account, AuditRecord, LoyaltyCard, PointsEntry, SmsOutbox, Subscriber
 from ivr.db.session import UowFactory
 from ivr.services import bonus, cards, membership
 
@@ -68,3 +68,38 @@ def test_leaving_is_idempotent_per_key(uow_factory: UowFactory) -> None:
     a = run_op(uow_factory, membership.leave_programme, sub_id, key="c:leave:1")
     b = run_op(uow_factory, membership.leave_programme, sub_id, key="c:leave:1")
     assert a == b and a.status == "ok"
+
+
+# ---- joining by phone -------------------------------------------------------------------------------
+
+NEWCOMER = "79051234567"
+
+
+def test_joining_makes_a_pending_holder_then_an_enrolled_member_with_a_virtual_card(
+    uow_factory: UowFactory,
+) -> None:
+    started = run_op(uow_factory, membership.start_joining, "8 905 123-45-67")
+    assert started.status == "ok" and started.subscriber_id is not None
+    with uow_factory() as uow:
+        assert cards.identify_card(uow, number=NEWCOMER).status == "unknown"  # pending: opens nothing
+    again = run_op(uow_factory, membership.start_joining, NEWCOMER)  # a second attempt reuses it
+    assert again.subscriber_id == started.subscriber_id
+
+    joined = run_op(uow_factory, membership.join, started.subscriber_id)
+    assert joined.status == "ok" and joined.card_last4 is not None
+    with uow_factory() as uow:
+        account = uow.session.get(Account, joined.account_id)
+        assert account is not None and account.status == "active" and account.bonus_enrolled_at is not None
+        card = uow.session.get(LoyaltyCard, joined.card_id)
+        assert card is not None and card.virtual and card.number.startswith("29") and len(card.number) == 13
+        sms = uow.session.scalars(select(SmsOutbox).where(SmsOutbox.msisdn == NEWCOMER)).all()
+        assert [s.kind for s in sms] == ["card_number"] and card.number in sms[0].text
+        found = cards.identify_card(uow, number=NEWCOMER)
+        assert (found.status, found.card_last4) == ("found", card.number[-4:])
+    assert run_op(uow_factory, membership.join, started.subscriber_id).status == "already_member"
+
+
+def test_an_existing_member_or_another_programmes_number_cannot_join(uow_factory: UowFactory) -> None:
+    assert run_op(uow_factory, membership.start_joining, ANNA).status == "already_member"
+    assert run_op(uow_factory, membership.start_joining, IVAN).status == "number_taken"
+    assert run_op(uow_factory, membership.start_joining, "12345").status == "invalid_number"

@@ -42,6 +42,13 @@ CONTRACT_TABLE: dict[str, tuple[str, bool, str, str]] = {
     "card.delete": ("ok last_card unknown_card", True, "card_key", "card_last4"),
     "mailing.status": ("ok", False, "", "mailing_sms mailing_email"),
     "programme.leave_info": ("ok already_left", False, "", "leave_points leave_cards"),
+    "programme.join_start": (
+        "ok already_member number_taken invalid_number",
+        False,
+        "number",
+        "subscriber_id",
+    ),
+    "programme.join": ("ok already_member", True, "", "account_id card_id card_last4"),
     "programme.leave": ("ok redemption_pending already_left", True, "", "points_lost cards_closed"),
     "mailing.set": ("ok already no_email invalid_channel", True, "channel on", "mailing_channel mailing_on"),
     "statement.order": (
