@@ -34,8 +34,8 @@ from ivr.services.common import (
     lock_accounts,
     lock_subscriber_and_account,
     may_change_account,
-    menu_index,
     once,
+    pick_listed,
     queue_sms,
 )
 
@@ -282,12 +282,7 @@ def redeem(
         if account.bonus_enrolled_at is None:
             return Redemption(status="not_enrolled")
         rewards = _rewards(uow, account)
-        reward: Reward | None = None
-        if reward_key is not None:
-            index = menu_index(reward_key)
-            reward = rewards[index] if index >= 0 and index < len(rewards) else None
-        elif reward_code is not None:
-            reward = next((r for r in rewards if r.code == reward_code), None)
+        reward = pick_listed(rewards, reward_key, reward_code, lambda r: r.code)
         if reward is None:
             return Redemption(status="unknown_reward")
         sweep_expired(uow, account)

@@ -32,6 +32,7 @@ from ivr.numbering import phone
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 VIEW_ONLY = "view_only"
 MANAGE_OWN = "manage_own"
@@ -69,6 +70,17 @@ def menu_index(key: object) -> int:
     """Position of a menu key ("1".."9") in a list read to the caller; -1 when it is not one."""
     text = str(key).strip() if key is not None else ""
     return MENU_KEYS.index(text) if len(text) == 1 and text in MENU_KEYS else -1
+
+
+def pick_listed(listed: Sequence[T], key: object, code: str | None, code_of: Callable[[T], str]) -> T | None:
+    """The item a caller chose from a list read to them: by its menu key ("1".."9") when one is given,
+    else by its code; None when neither matches."""
+    if key is not None:
+        index = menu_index(key)
+        return listed[index] if 0 <= index < len(listed) else None
+    if code is not None:
+        return next((item for item in listed if code_of(item) == code), None)
+    return None
 
 
 # --- secrets -----------------------------------------------------------------------------------------

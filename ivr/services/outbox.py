@@ -6,7 +6,9 @@ Texts may carry a temporary password or a new card number; this module never log
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 
@@ -38,29 +40,27 @@ class OutgoingEmail:
 Outbox = type[SmsOutbox] | type[EmailOutbox]
 
 
-def pending_email(uow: UnitOfWork, limit: int = 100) -> list[OutgoingEmail]:
-    rows = uow.session.scalars(
+def _waiting(uow: UnitOfWork, outbox: Outbox, limit: int) -> Sequence[Any]:
+    """Messages not sent yet and not given up, oldest first, locked for this delivery run."""
+    return uow.session.scalars(
         uow.locked(
-            select(EmailOutbox)
-            .where(EmailOutbox.sent_at.is_(None), EmailOutbox.attempts < MAX_ATTEMPTS)
-            .order_by(EmailOutbox.id)
+            select(outbox)
+            .where(outbox.sent_at.is_(None), outbox.attempts < MAX_ATTEMPTS)
+            .order_by(outbox.id)
             .limit(limit)
         )
     ).all()
+
+
+def pending_email(uow: UnitOfWork, limit: int = 100) -> list[OutgoingEmail]:
+    rows = _waiting(uow, EmailOutbox, limit)
     return [
         OutgoingEmail(id=r.id, address=r.address, subject=r.subject, body=r.body, kind=r.kind) for r in rows
     ]
 
 
 def pending(uow: UnitOfWork, limit: int = 100) -> list[OutgoingSms]:
-    rows = uow.session.scalars(
-        uow.locked(
-            select(SmsOutbox)
-            .where(SmsOutbox.sent_at.is_(None), SmsOutbox.attempts < MAX_ATTEMPTS)
-            .order_by(SmsOutbox.id)
-            .limit(limit)
-        )
-    ).all()
+    rows = _waiting(uow, SmsOutbox, limit)
     return [OutgoingSms(id=r.id, msisdn=r.msisdn, text=r.text, kind=r.kind) for r in rows]
 
 

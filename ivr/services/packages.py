@@ -26,8 +26,8 @@ from ivr.services.common import (
     load_subscriber,
     lock_subscriber_and_account,
     may_change_own,
-    menu_index,
     once,
+    pick_listed,
 )
 
 log = logging.getLogger(__name__)
@@ -103,12 +103,7 @@ def buy_package(
         if not may_change_own(sub):
             return PackagePurchaseResult(status="forbidden")
         listed = _catalogue(uow)
-        package: Package | None = None
-        if package_key is not None:
-            index = menu_index(package_key)
-            package = listed[index] if 0 <= index < len(listed) else None
-        elif package_code is not None:
-            package = next((p for p in listed if p.code == package_code), None)
+        package = pick_listed(listed, package_key, package_code, lambda p: p.code)
         if package is None:
             return PackagePurchaseResult(status="unknown_package")
         price = money(package.price)

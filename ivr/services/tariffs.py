@@ -34,6 +34,7 @@ from ivr.services.common import (
     may_change_own,
     menu_index,
     once,
+    pick_listed,
 )
 
 log = logging.getLogger(__name__)
@@ -314,12 +315,7 @@ def set_option(
         if not may_change_own(sub):
             return OptionChange(status="forbidden")
         listed = _options(uow, sub)
-        chosen: tuple[Option, bool] | None = None
-        if option_key is not None:
-            index = menu_index(option_key)
-            chosen = listed[index] if 0 <= index < len(listed) else None
-        elif option_code is not None:
-            chosen = next((item for item in listed if item[0].code == option_code), None)
+        chosen = pick_listed(listed, option_key, option_code, lambda item: item[0].code)
         if chosen is None:
             return OptionChange(status="unknown_option")
         option, active = chosen
@@ -390,12 +386,7 @@ def cancel_subscription(
         if not may_change_own(sub):
             return SubscriptionCancel(status="forbidden")
         listed = _subscriptions(uow, sub)
-        chosen: ContentSubscription | None = None
-        if subscription_key is not None:
-            index = menu_index(subscription_key)
-            chosen = listed[index] if 0 <= index < len(listed) else None
-        elif subscription_code is not None:
-            chosen = next((s for s in listed if s.code == subscription_code), None)
+        chosen = pick_listed(listed, subscription_key, subscription_code, lambda s: s.code)
         if chosen is None:
             return SubscriptionCancel(status="unknown_subscription")
         chosen.cancelled_at = uow.now()
