@@ -133,6 +133,10 @@ class Session:
                     event = collected
                     break
                 elif isinstance(command, InvokeAction):
+                    # Checked here too: a tree may run actions back to back without asking the caller.
+                    if self.clock() - started > self.max_call_seconds:
+                        event = CallTimeExceeded()
+                        break
                     event = await self._invoke(command, state)
                     break
                 elif isinstance(command, Transfer):

@@ -11,7 +11,7 @@ from typing import Any
 
 from ivr.app.session import Session
 from ivr.engine.commands import Collect, Command, HangUp, InvokeAction, PromptRef, Transfer
-from ivr.engine.events import ActionResult, CallStarted, Digits, Event, NoInput, Speech
+from ivr.engine.events import ActionResult, CallStarted, CallTimeExceeded, Digits, Event, NoInput, Speech
 
 HOLD = PromptRef("please_wait")
 
@@ -112,3 +112,33 @@ def test_an_action_that_raises_is_an_error_result() -> None:
 
     engine, channel, _ = run(InvokeAction("balance.report", timeout=5, hold=HOLD, hold_after=1), broken)
     assert engine.results == [ActionResult("error")] and channel.transferred == ["operators"]
+
+
+def test_a_tree_that_only_runs_actions_still_ends_at_the_call_time_limit() -> None:
+    """The call-time limit was checked only before asking the caller something: a loop of actions (the
+    validator allows one) would never reach it."""
+
+    class ActionLoop:
+        def __init__(self) -> None:
+            self.timed_out = False
+
+        def start(self, event: CallStarted) -> tuple[Any, list[Command]]:
+            return {}, [InvokeAction("balance.report", timeout=5)]
+
+        def step(self, state: Any, event: Event) -> tuple[Any, list[Command]]:
+            if isinstance(event, CallTimeExceeded):
+                self.timed_out = True
+                return state, [HangUp("max_call_time")]
+            return state, [InvokeAction("balance.report", timeout=5)]
+
+    now = [0.0]
+
+    async def quick(command: InvokeAction, variables: Mapping[str, Any]) -> ActionResult:
+        now[0] += 10.0  # each action takes ten seconds of the call
+        return ActionResult("ok")
+
+    engine = ActionLoop()
+    session = Session(engine, Channel(), quick, CALL, max_call_seconds=60, clock=lambda: now[0])
+    outcome = asyncio.run(session.run())
+    assert engine.timed_out and outcome.result == "hangup"
+    assert len(outcome.actions) == 7  # 0, 10, ... 60 s: the seventh still starts at the limit, then it ends
