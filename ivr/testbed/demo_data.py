@@ -16,14 +16,18 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
+from ivr.db.migrate import upgrade
 from ivr.db.models import (
     Account,
+    Charge,
     ContentSubscription,
     LoyaltyCard,
     NumberBlock,
     Option,
     Package,
+    Payment,
     Plan,
     Reward,
     Subscriber,
@@ -31,6 +35,9 @@ from ivr.db.models import (
 )
 from ivr.db.session import UnitOfWork, make_uow_factory
 from ivr.numbering.cards import with_ean13_check_digit
+from ivr.services.auth import set_pin
+from ivr.services.bonus import grant_points
+from ivr.services.common import hash_secret
 
 log = logging.getLogger(__name__)
 
@@ -383,9 +390,6 @@ def seed_catalogue(uow: UnitOfWork) -> None:
 
 def seed_account(uow: UnitOfWork, demo: DemoAccount) -> bool:
     """Create one demo account with its numbers. False when it exists already."""
-    from ivr.services.auth import set_pin
-    from ivr.services.bonus import grant_points
-    from ivr.services.common import hash_secret
 
     if uow.session.scalars(select(Account).where(Account.number == demo.number)).first() is not None:
         return False
@@ -458,7 +462,6 @@ def seed_account(uow: UnitOfWork, demo: DemoAccount) -> bool:
                     ends_at=now + dt.timedelta(days=number.blocked_days - 1),
                 )
             )
-    from ivr.db.models import Charge, Payment
 
     for days, amount in demo.payments:
         uow.session.add(
@@ -503,9 +506,6 @@ def seed(uow: UnitOfWork) -> int:
 
 def init_demo(url: str) -> int:
     """Create or migrate the schema, then seed the demo data (idempotent). Returns accounts created."""
-    from sqlalchemy.exc import IntegrityError
-
-    from ivr.db.migrate import upgrade
 
     upgrade(url)
     factory = make_uow_factory(url)
