@@ -111,7 +111,8 @@ def identify_card(
     )
 
 
-def _cards(uow: UnitOfWork, account_id: int) -> list[LoyaltyCard]:
+def listed_cards(uow: UnitOfWork, account_id: int) -> list[LoyaltyCard]:
+    """The account's cards that still work for it (active or blocked), in the order they are read out."""
     return list(
         uow.session.scalars(
             select(LoyaltyCard)
@@ -122,7 +123,7 @@ def _cards(uow: UnitOfWork, account_id: int) -> list[LoyaltyCard]:
 
 
 def list_cards(uow: UnitOfWork, account_id: int) -> CardList:
-    cards = _cards(uow, account_id)
+    cards = listed_cards(uow, account_id)
     lines = tuple(
         CardLine(key=key, last4=c.number[-4:], status=c.status, card_id=c.id)
         for key, c in zip(MENU_KEYS, cards, strict=False)
@@ -170,7 +171,7 @@ def register_card(
 
 
 def _pick(uow: UnitOfWork, account_id: int, card_key: object, card_id: int | None) -> LoyaltyCard | None:
-    cards = _cards(uow, account_id)
+    cards = listed_cards(uow, account_id)
     if card_key is not None and str(card_key) != "":
         index = menu_index(card_key)
         return cards[index] if 0 <= index < len(cards) else None
@@ -221,7 +222,7 @@ def delete_card(
         card = _pick(uow, account_id, card_key, card_id)
         if card is None:
             return CardChange(status="unknown_card")
-        if len(_cards(uow, account_id)) <= 1:
+        if len(listed_cards(uow, account_id)) <= 1:
             return CardChange(status="last_card", card_last4=card.number[-4:])
         card.status = "deleted"
         card.account_id = None

@@ -26,7 +26,7 @@ from ivr.db.models import Account, LoyaltyCard, SmsOutbox, Subscriber
 from ivr.db.session import UnitOfWork
 from ivr.services.auth import find_subscriber
 from ivr.services.bonus import forfeit_all, live_points
-from ivr.services.cards import LISTED, new_virtual_number
+from ivr.services.cards import listed_cards, new_virtual_number
 from ivr.services.common import (
     NO_ORIGIN,
     Origin,
@@ -142,20 +142,12 @@ class LeaveResult:
     cards_closed: int = 0
 
 
-def _cards(uow: UnitOfWork, account_id: int) -> list[LoyaltyCard]:
-    return list(
-        uow.session.scalars(
-            select(LoyaltyCard).where(LoyaltyCard.account_id == account_id, LoyaltyCard.status.in_(LISTED))
-        ).all()
-    )
-
-
 def leave_info(uow: UnitOfWork, subscriber_id: int) -> LeaveInfo:
     sub = load_subscriber(uow, subscriber_id)
     if sub.account.status == "closed":
         return LeaveInfo(status="already_left")
     points = live_points(uow, sub.account_id) if sub.account.bonus_enrolled_at else 0
-    return LeaveInfo(status="ok", leave_points=points, leave_cards=len(_cards(uow, sub.account_id)))
+    return LeaveInfo(status="ok", leave_points=points, leave_cards=len(listed_cards(uow, sub.account_id)))
 
 
 def leave_programme(
@@ -174,7 +166,7 @@ def leave_programme(
         if undelivered:
             return LeaveResult(status="redemption_pending")
         points = forfeit_all(uow, account) if account.bonus_enrolled_at else 0
-        cards = _cards(uow, account.id)
+        cards = listed_cards(uow, account.id)
         for card in cards:
             card.status = "closed"
         account.status = "closed"
