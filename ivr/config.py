@@ -63,6 +63,14 @@ class Settings:
 
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
+    # Asterisk's RTP ports (rtp.conf): two per call (RTP + RTCP), so 10000-20000 carries about 5,000 calls.
+    rtp_start: int = 10000
+    rtp_end: int = 20000
+    # Calls `ivr serve` carries at once; the dialplan holds new calls at the same figure. Past it a new
+    # caller hears "the line is busy" (docs/operations.md, Capacity). Also the server refuses new calls
+    # while its event loop lags more than overload_lag seconds behind: calls in progress keep their pace.
+    max_calls: int = 1000
+    overload_lag: float = 0.5
     asterisk_root: Path | None = None  # the installed Asterisk tree (project-local), see scripts/
     asterisk_etc: Path | None = None  # rendered configuration (var/asterisk/etc)
 
@@ -139,7 +147,6 @@ _KINDS: dict[type, str] = {
 ENV_NOT_SETTINGS = frozenset(
     {
         "IVR_CONFIG",  # the settings file itself (load_settings below)
-        "IVR_RTP_START",  # first RTP port: ivr/testbed/asterisk.py reads it, ivr/testbed/localline.py sets it
         "IVR_SOFTPHONE_CALLERID",  # scripts/run.sh
         "IVR_PYTHON",  # scripts/setup.sh: the Python that creates .venv
         "IVR_SKIP_APT",  # scripts/setup.sh

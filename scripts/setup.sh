@@ -3,7 +3,7 @@
 # reachable. Idempotent and cached: a second run checks stamps and takes seconds.
 #
 #   1. system packages (apt): ffmpeg, sip-tester (sipp), espeak-ng, sox, graphviz, postgresql, python3-venv
-#   2. the virtualenv .venv with the project: pip install -e '.[dev,speech]' (again only when pyproject changes)
+#   2. the virtualenv .venv with the project: pip install -e '.[dev,speech,bench]' (again only when pyproject changes)
 #   3. a real Asterisk, project-locally under var/asterisk (scripts/install_asterisk.sh)
 #   4. offline Russian TTS (scripts/install_tts.sh; optional, espeak-ng is the fallback)
 #   5. var/secrets.toml with a random AMI secret and softphone password (never overwritten)
@@ -62,9 +62,9 @@ fi
 stamp=".venv/.ivr-installed"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" || ! -x .venv/bin/ivr ]]; then
-    log "installing the project into .venv (pip install -e '.[dev,speech]')"
+    log "installing the project into .venv (pip install -e '.[dev,speech,bench]')"
     .venv/bin/python -m pip install -q --upgrade pip >&2
-    .venv/bin/python -m pip install -q -e '.[dev,speech]' >&2
+    .venv/bin/python -m pip install -q -e '.[dev,speech,bench]' >&2
     echo "$want" >"$stamp"
 else
     log ".venv up to date"

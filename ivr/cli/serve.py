@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from ivr.config import Settings
@@ -23,7 +25,13 @@ def register(sub: Any) -> None:
     serve.add_argument("--host", help="bind address (default settings.agi_host, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default settings.agi_port, 4573)")
     serve.add_argument("--grace", type=float, default=30.0, help="seconds calls may finish after SIGTERM")
-    serve.add_argument("--max-calls", type=int, default=1000, help="calls at once; more are refused at once")
+    serve.add_argument(
+        "--max-calls", type=int, help="calls at once; more hear 'the line is busy' (settings.max_calls)"
+    )
+    serve.add_argument(
+        "--stats-file",
+        help="at exit, write the server's figures (calls, busy, loop lag, key-to-prompt latency) as JSON",
+    )
     serve.set_defaults(func=cmd_serve)
 
     agi = sub.add_parser("agi", help="one call over stdio AGI (started by Asterisk; stdout is the protocol)")
@@ -43,10 +51,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         settings.agi_host = args.host
     if args.port:
         settings.agi_port = args.port
-    return asyncio.run(_serve(settings, grace=args.grace, max_calls=args.max_calls))
+    if args.max_calls:
+        settings.max_calls = args.max_calls
+    return asyncio.run(_serve(settings, grace=args.grace, stats_file=args.stats_file))
 
 
-async def _serve(settings: Settings, *, grace: float, max_calls: int = 1000) -> int:
+async def _serve(settings: Settings, *, grace: float, stats_file: str | None = None) -> int:
     from ivr.app.bootstrap import build_app
     from ivr.app.session import CallHandler
     from ivr.telephony.fastagi import FastAgiServer
@@ -63,7 +73,12 @@ async def _serve(settings: Settings, *, grace: float, max_calls: int = 1000) -> 
         reload=app.reload,
     )
     server = FastAgiServer(
-        handler, host=settings.agi_host, port=settings.agi_port, grace_seconds=grace, max_calls=max_calls
+        handler,
+        host=settings.agi_host,
+        port=settings.agi_port,
+        grace_seconds=grace,
+        max_calls=settings.max_calls,
+        overload_lag=settings.overload_lag,
     )
     await server.start()
     server.install_signal_handlers(asyncio.get_running_loop())
@@ -76,6 +91,8 @@ async def _serve(settings: Settings, *, grace: float, max_calls: int = 1000) -> 
         await server.serve_until_stopped()
     finally:
         app.close()
+        if stats_file:
+            Path(stats_file).write_text(json.dumps(server.figures(), indent=2) + "\n", encoding="utf-8")
     return 0
 
 

@@ -13,6 +13,7 @@ Collected digits of a secret input are never logged.
 from __future__ import annotations
 
 import logging
+import time
 import wave
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from ivr.engine.commands import Collect, PromptRef, Transfer
 from ivr.engine.events import Digits, NoInput, Speech
 from ivr.telephony.agi import AgiResponse, AgiTransport, quote
 from ivr.telephony.channel import ChannelHungUp, prompt_keys
+from ivr.telephony.latency import KeyLatency
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,12 @@ class AgiChannel:
         language: str,
         *,
         read_timeout: float = 30.0,
+        latency: KeyLatency | None = None,
     ) -> None:
         self.transport = transport
+        # When the caller's last input was complete (perf_counter), until the next prompt is sent.
+        self.latency = latency
+        self._input_at: float | None = None
         self.voice = voice
         self.line = line
         self.language = language
@@ -98,6 +104,10 @@ class AgiChannel:
         for path in self._files(prompts):
             # Asterisk picks the format itself: STREAM FILE takes the name without the extension.
             name = str(path.with_suffix("")) if path.suffix in AUDIO_SUFFIXES else str(path)
+            if self._input_at is not None:
+                if self.latency is not None:
+                    self.latency.record(time.perf_counter() - self._input_at)
+                self._input_at = None
             response = await self._cmd(f"STREAM FILE {quote(name)} {quote(escape)}", extra=_seconds(path))
             if response.code != 200:
                 log.warning("STREAM FILE refused (%s)", response.code)
@@ -125,7 +135,10 @@ class AgiChannel:
             keys = await self._wait_digit(command.first_digit_timeout)
             if not keys:
                 return NoInput()
-        return await self._more_keys(command, keys)
+        collected = await self._more_keys(command, keys)
+        if isinstance(collected, Digits):
+            self._input_at = time.perf_counter()
+        return collected
 
     async def _more_keys(self, command: Collect, keys: str) -> Digits | NoInput:
         """Keys pressed so far -> the whole input: more keys until max digits, terminator or escape."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,9 @@ class CallRecord:
     hangup_text: str = ""
     language: str = ""  # the channel's language when it hung up
     ended: asyncio.Event = field(default_factory=asyncio.Event)
+    # When this watcher saw the channel appear and hang up (time.monotonic(); 0.0 = not yet)
+    began_at: float = 0.0
+    ended_at: float = 0.0
 
 
 WATCHED_VARIABLES = frozenset(
@@ -146,6 +150,7 @@ class CallWatcher:
                     caller_name=token,
                     caller_num=str(event.get("CallerIDNum", "")),
                     exten=str(event.get("Exten", "")),
+                    began_at=time.monotonic(),
                 )
                 self.calls[linked] = record
                 self._by_token[token] = record
@@ -174,4 +179,5 @@ class CallWatcher:
                 record.hangup_cause = 0
             record.hangup_text = str(event.get("Cause-txt", ""))
             record.language = str(event.get("Language", ""))
+            record.ended_at = time.monotonic()
             record.ended.set()

@@ -4,6 +4,10 @@ Asterisk connects for each call (`AGI(agi://127.0.0.1:4573/<line>?did=...&trust=
 sends the AGI header, then answers our commands. The header is read by `ivr.telephony.agi.read_header`
 (bounded in time and size; see that module for why panoramisk's Application is not used for it).
 
+Overload: past `max_calls` calls, or while the event loop lags more than `overload_lag` seconds behind
+(measured by `LoopLag`), a new call is refused before its first prompt with IVR_RESULT=busy, and the
+dialplan tells the caller the line is busy. The calls in progress keep their pace.
+
 Signals: SIGTERM/SIGINT stop accepting new calls and let calls in progress finish for up to
 `grace_seconds`, then cancel them (their callers fall to the dialplan's failure path: apology and an
 operator). SIGHUP reloads trees and prompt texts.
@@ -24,6 +28,7 @@ from ivr.logs import ThrottledLog
 from ivr.telephony.agi import AgiProtocolError, AgiRequest, StreamTransport, parse_request, read_header
 from ivr.telephony.agi_channel import AgiChannel, PromptFiles
 from ivr.telephony.channel import ChannelHungUp
+from ivr.telephony.latency import KeyLatency
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,41 @@ class CallEnd(Protocol):
 
 
 @dataclass
+class LoopLag:
+    """How late the event loop runs: a task sleeps `interval` and measures how much longer it took. `lag`
+    is the worst of the last `window` seconds, so one slow second is remembered long enough to act on."""
+
+    interval: float = 0.1
+    window: float = 2.0
+    lag: float = 0.0
+    worst: float = 0.0  # since start, for the shutdown summary
+    _samples: list[tuple[float, float]] = field(default_factory=list)
+    _task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(self.interval)
+            now = loop.time()
+            self.note(now, max(0.0, now - before - self.interval))
+
+    def note(self, now: float, late: float) -> None:
+        self._samples.append((now, late))
+        while self._samples and self._samples[0][0] < now - self.window:
+            self._samples.pop(0)
+        self.lag = max(s[1] for s in self._samples)
+        self.worst = max(self.worst, late)
+
+
+@dataclass
 class FastAgiServer:
     handler: AgiCallHandler
     host: str = "127.0.0.1"
@@ -74,6 +114,11 @@ class FastAgiServer:
     max_calls: int = 1000
     # Connections still sending their header; beyond this, new ones are closed at once.
     max_pending: int = 2000
+    # New calls are refused (busy) while the event loop runs this many seconds late; 0 turns it off.
+    overload_lag: float = 0.5
+    loop_lag: LoopLag = field(default_factory=LoopLag)
+    key_latency: KeyLatency = field(default_factory=KeyLatency)
+    busy: int = 0
     calls: set[asyncio.Task[None]] = field(default_factory=set)
     pending: set[asyncio.Task[None]] = field(default_factory=set)
     served: int = 0
@@ -85,6 +130,7 @@ class FastAgiServer:
 
     async def start(self) -> None:
         self._stopping = asyncio.Event()
+        self.loop_lag.start()
         self._server = await asyncio.start_server(self._connection, self.host, self.port, limit=MAX_LINE)
         sockets = self._server.sockets or ()
         if sockets:
@@ -101,11 +147,12 @@ class FastAgiServer:
             request = await self._read_request(task, reader, writer)
             if request is None:
                 return
-            if len(self.calls) >= self.max_calls:
-                self.rejected += 1
-                self._warnings.warning(
-                    "max_calls", "refused a call: %d calls in progress (max_calls)", len(self.calls)
-                )
+            refusal = self._overloaded()
+            if refusal:
+                self.busy += 1
+                self._warnings.warning("busy", "refused a call (the caller hears: line busy): %s", refusal)
+                with contextlib.suppress(Exception):
+                    await transport.command('SET VARIABLE IVR_RESULT "busy"', timeout=2.0)
                 return
             self.calls.add(task)
             channel = AgiChannel(
@@ -114,6 +161,7 @@ class FastAgiServer:
                 request.line,
                 self.handler.default_language,
                 read_timeout=self.handler.read_timeout,
+                latency=self.key_latency,
             )
             await self.handler.run_call(request, channel)
             self.served += 1
@@ -128,6 +176,14 @@ class FastAgiServer:
             self.pending.discard(task)
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await transport.close()
+
+    def _overloaded(self) -> str:
+        """Why a new call must be refused now ("" = it is welcome)."""
+        if len(self.calls) >= self.max_calls:
+            return f"{len(self.calls)} calls in progress (max_calls {self.max_calls})"
+        if self.overload_lag > 0 and self.loop_lag.lag > self.overload_lag:
+            return f"the event loop runs {self.loop_lag.lag:.2f} s late (overload_lag {self.overload_lag:g})"
+        return ""
 
     async def _read_request(
         self, task: asyncio.Task[None], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -153,6 +209,18 @@ class FastAgiServer:
         finally:
             self.pending.discard(task)
         return parse_request(env)
+
+    def figures(self) -> dict[str, object]:
+        """What the server did, for `ivr serve --stats-file` and the benchmarks."""
+        return {
+            "served": self.served,
+            "busy": self.busy,
+            "rejected": self.rejected,
+            "cut_off": self.cancelled,
+            "in_progress": len(self.calls),
+            "loop_lag_worst_s": round(self.loop_lag.worst, 4),
+            "key_to_prompt": self.key_latency.summary(),
+        }
 
     def request_stop(self) -> None:
         if self._stopping is not None:
@@ -182,11 +250,15 @@ class FastAgiServer:
         if self._server is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 5.0)
+        self.loop_lag.stop()
         log.info(
-            "FastAGI server stopped (served %d calls, cut off %d at shutdown, rejected %d connections)",
+            "FastAGI server stopped (served %d calls, cut off %d at shutdown, refused %d as busy, rejected "
+            "%d connections; the event loop ran at most %.3f s late)",
             self.served,
             self.cancelled,
+            self.busy,
             self.rejected,
+            self.loop_lag.worst,
         )
 
     def install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:

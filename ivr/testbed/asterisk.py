@@ -121,7 +121,6 @@ def render_config(
     settings: Settings,
     *,
     softphone_callerid: str | None = None,
-    rtp_start: int | None = None,
 ) -> AsteriskPaths:
     """Render asterisk_conf/ into var/asterisk/etc with absolute paths and this machine's settings."""
     paths = asterisk_paths(settings)
@@ -130,7 +129,11 @@ def render_config(
             "no AMI secret: run scripts/setup.sh (it writes var/secrets.toml) or set IVR_AMI_SECRET"
         )
     found = read_secrets(settings)
-    rtp_start = rtp_start or int(os.environ.get("IVR_RTP_START", "20000"))
+    if not 1024 <= settings.rtp_start < settings.rtp_end <= 65535:
+        raise AsteriskError(
+            f"RTP ports {settings.rtp_start}-{settings.rtp_end}: rtp_start must be below rtp_end, within "
+            "1024-65535 (two ports per call)"
+        )
     values = {
         "ROOT": str(paths.root).rstrip("/") if paths.mode == "tree" else "",
         "VAR": str(paths.base),
@@ -143,8 +146,11 @@ def render_config(
         "AGI_SCRIPT": str(paths.etc / "ivr-agi"),
         "SOUNDS": str(settings.sounds),
         "DIALPLANS": str(DIALPLANS),
-        "RTP_START": str(rtp_start),
-        "RTP_END": str(rtp_start + 998),
+        "RTP_START": str(settings.rtp_start),
+        "RTP_END": str(settings.rtp_end),
+        "MAX_CALLS": str(settings.max_calls),
+        "MAX_CHANNELS": str(2 * settings.max_calls + 10),
+        "MAX_FILES": str(max(8192, 16 * settings.max_calls)),
         "SOFTPHONE_PASSWORD": found.get("softphone_password") or secrets.token_urlsafe(12),
         "SOFTPHONE_CALLERID": softphone_callerid
         or found.get("softphone_callerid")

@@ -65,9 +65,19 @@ class LocalLine:
     server_stderr: list[Path] = field(default_factory=list)
 
     @classmethod
-    def prepare(cls, var: Path, *, log_level: str = "INFO", database_url: str | None = None) -> LocalLine:
+    def prepare(
+        cls,
+        var: Path,
+        *,
+        log_level: str = "INFO",
+        database_url: str | None = None,
+        rtp_ports: int = 1000,
+        max_calls: int | None = None,
+    ) -> LocalLine:
         """Create the var dir, the seeded database and the settings; render prompts if there are none.
-        `database_url`: another database than a fresh SQLite file under `var` (e.g. a PostgreSQL one)."""
+        `database_url`: another database than a fresh SQLite file under `var` (e.g. a PostgreSQL one).
+        `rtp_ports`: the size of Asterisk's RTP range (two ports per call)."""
+        rtp_start = 30000 + (os.getpid() % 100) * 50 if rtp_ports <= 1000 else 20000
         (var / "log").mkdir(parents=True, exist_ok=True)
         base = load_settings()
         env = dict(os.environ)
@@ -81,12 +91,15 @@ class LocalLine:
                 "IVR_AMI_PORT": str(free_port()),
                 "IVR_SIP_PORT": str(free_port(udp=True)),
                 "IVR_AMI_SECRET": secrets.token_hex(16),
-                "IVR_RTP_START": str(30000 + (os.getpid() % 100) * 50),
+                "IVR_RTP_START": str(rtp_start),
+                "IVR_RTP_END": str(min(65000, rtp_start + rtp_ports)),
                 "IVR_ASTERISK_ROOT": str(asterisk.asterisk_paths(base).root),
                 "IVR_ASTERISK_ETC": str(var / "asterisk" / "etc"),
                 "IVR_LOG_LEVEL": log_level,
             }
         )
+        if max_calls is not None:
+            env["IVR_MAX_CALLS"] = str(max_calls)
         if not any(base.sounds.glob("ru/operator/*.wav")):
             cls._ivr(env, "prompts", "render", "--no-progress")
         cls._ivr(env, "db", "init")
@@ -128,12 +141,13 @@ class LocalLine:
         finally:
             asterisk.stop(self.settings)
 
-    def start_server(self) -> None:
+    def start_server(self, *extra_args: str) -> None:
+        """Start `ivr serve` (with `extra_args`, e.g. --stats-file) and wait until it listens."""
         stderr = self.var / "log" / f"serve-{len(self.server_stderr)}.stderr"
         self.server_stderr.append(stderr)
         with stderr.open("wb") as err:
             self.server = subprocess.Popen(
-                [sys.executable, "-m", "ivr.cli", "serve", "--grace", "10"],
+                [sys.executable, "-m", "ivr.cli", "serve", "--grace", "10", *extra_args],
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,

@@ -64,6 +64,7 @@ def command_one(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Setti
             "IVR_AMI_PORT": str(free_port()),
             "IVR_SIP_PORT": str(free_port(udp=True)),
             "IVR_RTP_START": str(31000 + (os.getpid() % 100) * 40),
+            "IVR_RTP_END": str(31000 + (os.getpid() % 100) * 40 + 998),
             "IVR_SKIP_APT": "1",
             "IVR_SKIP_TTS": "1",
         }

@@ -22,8 +22,11 @@ def rendered(tmp_path: Path) -> Path:
         ami_secret="s3cret-for-test",
         sip_port=15060,
         ami_port=15038,
+        rtp_start=32000,
+        rtp_end=36000,
+        max_calls=1500,
     )
-    return render_config(settings, softphone_callerid="79161110003", rtp_start=32000).etc
+    return render_config(settings, softphone_callerid="79161110003").etc
 
 
 def test_no_template_marks_left(rendered: Path) -> None:
@@ -39,6 +42,7 @@ def test_everything_binds_to_loopback(rendered: Path) -> None:
     assert "permit = 127.0.0.1/255.255.255.255" in manager
     assert "agi://127.0.0.1:" in (rendered / "extensions.conf").read_text()
     assert "rtpstart = 32000" in (rendered / "rtp.conf").read_text()
+    assert "rtpend = 36000" in (rendered / "rtp.conf").read_text()
 
 
 def test_secrets_come_from_settings_and_are_private(rendered: Path) -> None:
