@@ -17,7 +17,38 @@ from ivr.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
-ACTION_WORKERS = 16
+# Actions run in worker threads (asyncio.to_thread). On SQLite the work is CPU in this process: more
+# threads than cores only fight over the GIL (measured: 16 threads cost twice the CPU per action of one,
+# and finish later). On PostgreSQL an action mostly waits on the network, so more threads keep the
+# queue short.
+WORKERS_SQLITE = 4
+WORKERS_SERVER_DB = 16
+
+
+def raise_open_files(max_calls: int) -> int:
+    """Each call holds one socket (plus the database's and the logs' few): lift the soft open-file limit
+    to the hard one, and say so when even that is too low for max_calls. Returns the limit in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = max_calls + 256
+    if soft < want and soft != resource.RLIM_INFINITY:
+        soft = hard if hard == resource.RLIM_INFINITY else max(soft, min(hard, 2 * want))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    if soft != resource.RLIM_INFINITY and soft < want:
+        log.warning(
+            "open-file limit %d is too low for max_calls %d (need about %d): raise LimitNOFILE / ulimit -n",
+            soft,
+            max_calls,
+            want,
+        )
+    return int(soft)
+
+
+def action_workers(settings: Settings) -> int:
+    if settings.action_workers > 0:
+        return settings.action_workers
+    return WORKERS_SQLITE if settings.db_url.startswith("sqlite") else WORKERS_SERVER_DB
 
 
 def register(sub: Any) -> None:
@@ -53,6 +84,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         settings.agi_port = args.port
     if args.max_calls:
         settings.max_calls = args.max_calls
+    raise_open_files(settings.max_calls)
     return asyncio.run(_serve(settings, grace=args.grace, stats_file=args.stats_file))
 
 
@@ -62,9 +94,9 @@ async def _serve(settings: Settings, *, grace: float, stats_file: str | None = N
     from ivr.telephony.fastagi import FastAgiServer
 
     app = build_app(settings, serving=True)
-    # Actions run in worker threads (asyncio.to_thread); the default pool (cores + 4) would queue them
-    # behind each other under load, and keys pressed while a call waits for its action are lost.
-    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=ACTION_WORKERS))
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=action_workers(settings), thread_name_prefix="action")
+    )
     handler = CallHandler(
         app.session,
         app.voice,

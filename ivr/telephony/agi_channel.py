@@ -13,6 +13,7 @@ Collected digits of a secret input are never logged.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import wave
 from collections.abc import Sequence
@@ -40,12 +41,35 @@ class PromptFiles(Protocol):
     def files(self, line: str, lang: str, ref: PromptRef) -> list[Path]: ...
 
 
-def _seconds(path: Path) -> float:
+# Prompt file -> ((size, mtime), seconds). A prompt is played thousands of times and re-rendered rarely:
+# one stat per play tells whether the file is there and whether its length is still known, instead of
+# opening and parsing the WAV header every time (measured: the largest cost of a play on the event loop).
+_LENGTHS: dict[str, tuple[tuple[int, int], float]] = {}
+_LENGTHS_MAX = 50_000
+
+
+def _seconds(path: str, stamp: tuple[int, int]) -> float:
+    known = _LENGTHS.get(path)
+    if known is not None and known[0] == stamp:
+        return known[1]
     try:
-        with wave.open(str(path), "rb") as wav:
-            return wav.getnframes() / float(wav.getframerate() or 8000)
+        with wave.open(path, "rb") as wav:
+            seconds = wav.getnframes() / float(wav.getframerate() or 8000)
     except (OSError, wave.Error, EOFError):
-        return 0.0
+        seconds = stamp[0] / 8000.0  # not a WAV we can read: at least one byte per sample at 8 kHz
+    if len(_LENGTHS) >= _LENGTHS_MAX:
+        _LENGTHS.clear()
+    _LENGTHS[path] = (stamp, seconds)
+    return seconds
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    """(size, mtime) of a prompt file, None when it is missing."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 class AgiChannel:
@@ -79,8 +103,9 @@ class AgiChannel:
     async def _cmd(self, text: str, *, extra: float = 0.0) -> AgiResponse:
         return await self.transport.command(text, timeout=self.read_timeout + extra)
 
-    def _files(self, prompts: Sequence[PromptRef]) -> list[Path]:
-        out: list[Path] = []
+    def _files(self, prompts: Sequence[PromptRef]) -> list[tuple[Path, float]]:
+        """The audio files of `prompts` that exist, each with its length in seconds."""
+        out: list[tuple[Path, float]] = []
         for ref in prompts:
             try:
                 files = self.voice.files(self.line, self.language, ref)
@@ -88,8 +113,9 @@ class AgiChannel:
                 log.warning("prompt %s has no text for %s/%s", ref.key, self.line, self.language)
                 continue
             for path in files:
-                if path.exists():
-                    out.append(path)
+                stamp = _stat(path)
+                if stamp is not None:
+                    out.append((path, _seconds(str(path), stamp)))
                 else:
                     log.warning("audio missing: %s (prompt %s)", path, ref.key)
         return out
@@ -101,14 +127,14 @@ class AgiChannel:
         log.info(
             "play %s lang=%s%s", prompt_keys(prompts), self.language, "" if barge_in else " (no barge-in)"
         )
-        for path in self._files(prompts):
+        for path, seconds in self._files(prompts):
             # Asterisk picks the format itself: STREAM FILE takes the name without the extension.
             name = str(path.with_suffix("")) if path.suffix in AUDIO_SUFFIXES else str(path)
             if self._input_at is not None:
                 if self.latency is not None:
                     self.latency.record(time.perf_counter() - self._input_at)
                 self._input_at = None
-            response = await self._cmd(f"STREAM FILE {quote(name)} {quote(escape)}", extra=_seconds(path))
+            response = await self._cmd(f"STREAM FILE {quote(name)} {quote(escape)}", extra=seconds)
             if response.code != 200:
                 log.warning("STREAM FILE refused (%s)", response.code)
                 continue

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from ivr.app.session import CallHandler, Session
 from ivr.engine.commands import Collect, Command, HangUp, InvokeAction, PromptRef, SetVariable
 from ivr.engine.events import ActionResult, CallStarted, Digits, Event
 from ivr.telephony.channel import CallChannel
-from ivr.telephony.fastagi import FastAgiServer
+from ivr.telephony.fastagi import FastAgiServer, LoopLag
 
 HEADER = agi_header("operator?did=0505&trust=yes&roaming=no")
 
@@ -251,13 +252,28 @@ def test_shutdown_lets_a_call_in_progress_finish(tmp_path: Path) -> None:
     assert server.served == 1
 
 
-def test_calls_beyond_max_calls_are_refused_not_queued(tmp_path: Path) -> None:
+async def busy_call(port: int) -> None:
+    """A call the server refuses as busy: it publishes IVR_RESULT=busy (the dialplan then says the line is
+    busy) and hangs up, before any prompt."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(HEADER)
+    await writer.drain()
+    assert await reader.readline() == b'SET VARIABLE IVR_RESULT "busy"\n'
+    writer.write(b"200 result=1\n")
+    await writer.drain()
+    assert await read_until_closed(reader) == b""
+    writer.close()
+    with contextlib.suppress(ConnectionResetError):
+        await writer.wait_closed()
+
+
+def test_calls_beyond_max_calls_are_told_busy_not_queued(tmp_path: Path) -> None:
     async def scenario(server: FastAgiServer) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(HEADER)
         await writer.drain()
         first = await reader.readline()  # call 1 is in progress
-        assert await send_raw(server.port, HEADER, close=False) == b""  # call 2: closed at once
+        await busy_call(server.port)  # call 2: busy at once
         script = CallScript(keys=["1"])
         line = first
         while line:  # call 1 goes on undisturbed
@@ -270,7 +286,28 @@ def test_calls_beyond_max_calls_are_refused_not_queued(tmp_path: Path) -> None:
         await normal_call(server)  # capacity is back
 
     server = run_with_server(tmp_path, scenario, max_calls=1)
-    assert (server.served, server.rejected) == (2, 1)
+    assert (server.served, server.busy, server.rejected) == (2, 1, 0)
+
+
+def test_a_lagging_event_loop_turns_new_calls_away_until_it_recovers(tmp_path: Path) -> None:
+    """Overload protection by measurement: while the loop runs late, new callers hear "busy" and the calls
+    in progress keep the loop; once the lag is out of the window, calls are welcome again."""
+
+    async def scenario(server: FastAgiServer) -> None:
+        time.sleep(0.4)  # the loop is stalled (as by work that does not belong on it)
+        await asyncio.sleep(0.15)  # the lag monitor wakes up late and notes it
+        assert server.loop_lag.lag > 0.2
+        await busy_call(server.port)
+        await asyncio.sleep(0.7)  # past the window
+        assert server.loop_lag.lag < 0.2
+        await normal_call(server)
+
+    server = run_with_server(
+        tmp_path, scenario, overload_lag=0.2, loop_lag=LoopLag(interval=0.05, window=0.6)
+    )
+    assert (server.served, server.busy) == (1, 1)
+    figures = server.figures()
+    assert figures["busy"] == 1 and float(str(figures["loop_lag_worst_s"])) > 0.3
 
 
 def test_shutdown_is_clean_and_cut_calls_are_recorded_as_cancelled(
