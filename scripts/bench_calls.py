@@ -299,7 +299,7 @@ def run_step(line: LocalLine, route: Route, calls: int, rate: float, work: Path)
 def table(steps: list[Step]) -> str:
     head = (
         "| route | calls | good | busy | failed | set-up/s | peak up | Asterisk CPU /100 | server CPU /100 "
-        "| server ms/call | sipp CPU /100 | server MB/call | key→prompt p50/p95/p99 ms |\n"
+        "| server ms/call | sipp CPU /100 | server MB/call | key→prompt p50/p95/p99 (+AGI p95) ms |\n"
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     )
     rows = []
@@ -308,7 +308,11 @@ def table(steps: list[Step]) -> str:
             rows.append(f"| {s.route} | {s.calls} | skipped: {s.skipped} |||||||||||")
             continue
         k = s.key_to_prompt
-        lat = f"{k['p50_ms']:.1f} / {k['p95_ms']:.1f} / {k['p99_ms']:.1f}" if k.get("inputs") else "-"
+        lat = (
+            f"{k['p50_ms']:.1f} / {k['p95_ms']:.1f} / {k['p99_ms']:.1f} ({k['whole_p95_ms']:.1f})"
+            if k.get("inputs")
+            else "-"
+        )
         rows.append(
             f"| {s.route} | {s.calls} | {s.good} | {s.busy} | {s.failed} | {s.setup_per_s:.0f} | "
             f"{s.peak_concurrent} | {s.per100(s.asterisk_cpu_s):.2f} s | {s.per100(s.server_cpu_s):.2f} s | "

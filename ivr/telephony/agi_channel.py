@@ -87,6 +87,8 @@ class AgiChannel:
         # When the caller's last input was complete (perf_counter), until the next prompt is sent.
         self.latency = latency
         self._input_at: float | None = None
+        self._asterisk_wait = 0.0  # seconds spent awaiting Asterisk's answers, in all
+        self._asterisk_wait_at_input = 0.0
         self.voice = voice
         self.line = line
         self.language = language
@@ -101,7 +103,13 @@ class AgiChannel:
         return keys
 
     async def _cmd(self, text: str, *, extra: float = 0.0) -> AgiResponse:
-        return await self.transport.command(text, timeout=self.read_timeout + extra)
+        if self._input_at is None:
+            return await self.transport.command(text, timeout=self.read_timeout + extra)
+        began = time.perf_counter()  # between an input and the next prompt: Asterisk's share is not ours
+        try:
+            return await self.transport.command(text, timeout=self.read_timeout + extra)
+        finally:
+            self._asterisk_wait += time.perf_counter() - began
 
     def _files(self, prompts: Sequence[PromptRef]) -> list[tuple[Path, float]]:
         """The audio files of `prompts` that exist, each with its length in seconds."""
@@ -132,7 +140,8 @@ class AgiChannel:
             name = str(path.with_suffix("")) if path.suffix in AUDIO_SUFFIXES else str(path)
             if self._input_at is not None:
                 if self.latency is not None:
-                    self.latency.record(time.perf_counter() - self._input_at)
+                    whole = time.perf_counter() - self._input_at
+                    self.latency.record(whole - (self._asterisk_wait - self._asterisk_wait_at_input), whole)
                 self._input_at = None
             response = await self._cmd(f"STREAM FILE {quote(name)} {quote(escape)}", extra=seconds)
             if response.code != 200:
@@ -164,6 +173,7 @@ class AgiChannel:
         collected = await self._more_keys(command, keys)
         if isinstance(collected, Digits):
             self._input_at = time.perf_counter()
+            self._asterisk_wait_at_input = self._asterisk_wait
         return collected
 
     async def _more_keys(self, command: Collect, keys: str) -> Digits | NoInput:
