@@ -174,12 +174,16 @@ class StreamTransport:
             raise ChannelHungUp("HANGUP received earlier")
         self.writer.write(text.encode("utf-8") + b"\n")
         try:
-            return await asyncio.wait_for(self._response(), timeout)
+            # asyncio.timeout, not wait_for: wait_for wraps the read in a new Task for every command,
+            # which was a measurable part of the event loop's work per call.
+            async with asyncio.timeout(timeout):
+                return await self._response()
         except TimeoutError as exc:
             raise ChannelFailed(f"no AGI response in {timeout:.0f} s") from exc
 
     async def _response(self) -> AgiResponse:
-        await self.writer.drain()
+        if self.writer.transport.get_write_buffer_size():
+            await self.writer.drain()
         while True:
             raw = await _readline(self.reader)
             if raw == b"" or not raw.endswith(b"\n"):

@@ -1,0 +1,90 @@
+"""Capacity on the real line: many calls from ONE sipp process (ivr.testbed.loadgen), each checked through
+AMI; and overload protection: past the line's capacity a caller hears "the line is busy" (the dialplan's
+[ivr-busy]), whether the dialplan's own count or the server turned the call away, and the call in
+progress goes on undisturbed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_support import require_line_pieces
+
+from ivr.telephony.ami import CallRecord
+from ivr.testbed.loadgen import LoadPlan, PlannedCall, run_load
+from ivr.testbed.localline import LocalLine
+
+pytestmark = [pytest.mark.e2e]
+
+IVAN = "79161234567"
+
+
+def balance_heard(record: CallRecord | None) -> bool:
+    return record is not None and record.variables.get("IVR_LAST_ACTION") == "balance.report:ok"
+
+
+def told_busy(record: CallRecord | None) -> bool:
+    return record is not None and any(e.get("UserEvent") == "IVRBusy" for e in record.user_events)
+
+
+def test_one_sipp_places_every_call_asked_and_each_is_checked(line_stack: LocalLine) -> None:
+    plan = LoadPlan(
+        number="0505",
+        calls=[PlannedCall(IVAN, "1")] * 30,
+        concurrency=30,
+        rate=30,
+        first_wait=3.0,
+        hold=1.5,
+    )
+    result = asyncio.run(run_load(line_stack.settings, plan))
+    assert len(result.outcomes) == 30  # the count asked is the count placed
+    assert [o for o in result.outcomes if not balance_heard(o.record)] == []
+    assert result.sipp_successful == 30 and result.sipp_failed == 0
+    assert 0 < result.sipp_cpu < 30  # measured, and one process for all
+
+
+@pytest.fixture(scope="module")
+def small_line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalLine, Path]]:
+    """A line whose dialplan takes 2 calls at once, with a server that takes 1."""
+    require_line_pieces()
+    line = LocalLine.prepare(tmp_path_factory.mktemp("capacity") / "var", max_calls=2)
+    stats = line.var / "serve-stats.json"
+    line.start()
+    try:
+        line.stop_server()
+        line.start_server("--max-calls", "1", "--stats-file", str(stats))
+        yield line, stats
+    finally:
+        line.stop()
+
+
+def test_past_capacity_callers_hear_the_line_is_busy_and_the_call_in_progress_goes_on(
+    small_line: tuple[LocalLine, Path],
+) -> None:
+    line, stats = small_line
+    plan = LoadPlan(
+        number="0505",
+        calls=[PlannedCall(IVAN, "1")] * 3,
+        concurrency=3,
+        rate=4,  # 250 ms apart: the first call holds the server before the second one arrives
+        first_wait=3.0,
+        hold=1.5,
+    )
+    result = asyncio.run(run_load(line.settings, plan))
+    first, second, third = (o.record for o in result.outcomes)
+    assert balance_heard(first)  # undisturbed by the callers turned away
+    for record in (second, third):
+        assert record is not None and told_busy(record)
+        assert record.hangup_cause == 17  # user busy, after the busy message
+        assert record.variables.get("IVR_LAST_ACTION") is None  # never reached a menu
+    # The second call was turned away by the server (max_calls 1), the third by the dialplan's own count
+    # (IVR_MAX_CALLS 2): only the server's refusal sets IVR_RESULT.
+    assert second is not None and second.variables.get("IVR_RESULT") == "busy"
+    assert third is not None and third.variables.get("IVR_RESULT", "") == ""
+    line.stop_server()
+    figures = json.loads(stats.read_text())
+    assert figures["served"] == 1 and figures["busy"] == 1
+    assert figures["key_to_prompt"]["inputs"] >= 1
