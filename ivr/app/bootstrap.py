@@ -39,6 +39,11 @@ from ivr.trees.texts import TextCatalog
 
 log = logging.getLogger(__name__)
 
+# Any action that writes may have queued an SMS (a one-time code, a password, a voucher, a card number):
+# delivery starts as soon as it commits, so the caller who hears "we sent you a code" already has it,
+# instead of waiting for the pump's next round.
+_WRITERS = frozenset(name for name, action in actions.REGISTRY.items() if action.writes)
+
 
 class UnknownLine(LookupError):
     """The dialplan asked for a line that has no (valid) tree."""
@@ -176,10 +181,7 @@ class LineApp:
 
     def _action_invoker(self, call: CallStarted) -> ActionInvoker:
         uow_factory = self._database()
-        # Any action that writes may have queued an SMS (a one-time code, a password, a voucher, a card
-        # number): delivery starts as soon as it commits, so the caller who hears "we sent you a code"
-        # already has it, instead of waiting for the pump's next round.
-        writers = {name for name, action in actions.REGISTRY.items() if action.writes}
+        writers = _WRITERS
 
         async def invoke(command: InvokeAction, variables: Mapping[str, Any]) -> ActionResult:
             ctx = actions.ActionContext(
