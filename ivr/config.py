@@ -70,7 +70,7 @@ class Settings:
     # caller hears "the line is busy" (docs/operations.md, Capacity). Also the server refuses new calls
     # while its event loop lags more than overload_lag seconds behind: calls in progress keep their pace.
     max_calls: int = 1000
-    overload_lag: float = 0.5
+    overload_lag: float = 0.25
     # Worker threads that run actions (0 = by database: 4 on SQLite, 16 on PostgreSQL; docs/operations.md).
     action_workers: int = 0
     asterisk_root: Path | None = None  # the installed Asterisk tree (project-local), see scripts/

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,6 +107,9 @@ class LineApp:
     service_numbers: Any = None
     _watch_stop: threading.Event | None = field(default=None, repr=False)
     _watcher: threading.Thread | None = field(default=None, repr=False)
+    # Told, on the event loop, how long each action waited for a free worker thread (seconds): `ivr serve`
+    # turns new calls away while actions queue (ivr.telephony.fastagi, overload protection).
+    on_action_wait: Callable[[float], None] | None = None
 
     def reload(self) -> None:
         """SIGHUP: re-read trees, texts and the service-number table. Calls in progress keep the tree they
@@ -192,7 +196,16 @@ class LineApp:
                 uow_factory=uow_factory,
                 idempotency_key=command.idempotency_key or f"{call.call_id}:{command.name}",
             )
-            result = await asyncio.to_thread(actions.invoke, command.name, dict(command.args), ctx)
+            submitted = time.monotonic()
+            started: list[float] = []
+
+            def run() -> Any:
+                started.append(time.monotonic())
+                return actions.invoke(command.name, dict(command.args), ctx)
+
+            result = await asyncio.to_thread(run)
+            if self.on_action_wait is not None and started:
+                self.on_action_wait(started[0] - submitted)
             if command.name in writers and self._sms_pump is not None:
                 self._sms_pump.kick()
             return ActionResult(status=result.status, values=dict(result.values or {}))

@@ -112,6 +112,8 @@ async def _serve(settings: Settings, *, grace: float, stats_file: str | None = N
         max_calls=settings.max_calls,
         overload_lag=settings.overload_lag,
     )
+    loop = asyncio.get_running_loop()
+    app.on_action_wait = lambda waited: server.action_wait.note(loop.time(), waited)
     await server.start()
     server.install_signal_handlers(asyncio.get_running_loop())
     print(

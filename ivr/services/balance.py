@@ -150,9 +150,9 @@ def report(uow: UnitOfWork, subscriber_id: int) -> BalanceReport:
     # The most frequent action of the line: the subscriber and the account in one query, and plain columns
     # rather than ORM objects for the lists (measured: about half the CPU of loading the entities).
     row = uow.session.execute(
-        select(Subscriber, Account).join(Account, Subscriber.account_id == Account.id).where(
-            Subscriber.id == int(subscriber_id)
-        )
+        select(Subscriber, Account)
+        .join(Account, Subscriber.account_id == Account.id)
+        .where(Subscriber.id == int(subscriber_id))
     ).first()
     if row is None:
         raise NotFound(f"subscriber {subscriber_id} not found")

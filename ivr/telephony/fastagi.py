@@ -5,8 +5,9 @@ sends the AGI header, then answers our commands. The header is read by `ivr.tele
 (bounded in time and size; see that module for why panoramisk's Application is not used for it).
 
 Overload: past `max_calls` calls, or while the event loop lags more than `overload_lag` seconds behind
-(measured by `LoopLag`), a new call is refused before its first prompt with IVR_RESULT=busy, and the
-dialplan tells the caller the line is busy. The calls in progress keep their pace.
+(measured by `LoopLag`), or while actions wait that long for a worker thread (`action_wait`, noted by the
+application), a new call is refused before its first prompt with IVR_RESULT=busy, and the dialplan tells
+the caller the line is busy. The calls in progress keep their pace.
 
 Signals: SIGTERM/SIGINT stop accepting new calls and let calls in progress finish for up to
 `grace_seconds`, then cancel them (their callers fall to the dialplan's failure path: apology and an
@@ -94,6 +95,7 @@ class LoopLag:
             self.note(now, max(0.0, now - before - self.interval))
 
     def note(self, now: float, late: float) -> None:
+        """One sample, `late` seconds at `now` (loop.time()); call it on the event loop only."""
         self._samples.append((now, late))
         while self._samples and self._samples[0][0] < now - self.window:
             self._samples.pop(0)
@@ -115,8 +117,10 @@ class FastAgiServer:
     # Connections still sending their header; beyond this, new ones are closed at once.
     max_pending: int = 2000
     # New calls are refused (busy) while the event loop runs this many seconds late; 0 turns it off.
-    overload_lag: float = 0.5
+    overload_lag: float = 0.25
     loop_lag: LoopLag = field(default_factory=LoopLag)
+    # Fed by the application (note(now, seconds) on the event loop): how long actions waited to start.
+    action_wait: LoopLag = field(default_factory=LoopLag)
     key_latency: KeyLatency = field(default_factory=KeyLatency)
     busy: int = 0
     calls: set[asyncio.Task[None]] = field(default_factory=set)
@@ -183,6 +187,10 @@ class FastAgiServer:
             return f"{len(self.calls)} calls in progress (max_calls {self.max_calls})"
         if self.overload_lag > 0 and self.loop_lag.lag > self.overload_lag:
             return f"the event loop runs {self.loop_lag.lag:.2f} s late (overload_lag {self.overload_lag:g})"
+        if self.overload_lag > 0 and self.action_wait.lag > self.overload_lag:
+            return (
+                f"actions wait {self.action_wait.lag:.2f} s for a worker (overload_lag {self.overload_lag:g})"
+            )
         return ""
 
     async def _read_request(
@@ -219,6 +227,7 @@ class FastAgiServer:
             "cut_off": self.cancelled,
             "in_progress": len(self.calls),
             "loop_lag_worst_s": round(self.loop_lag.worst, 4),
+            "action_wait_worst_s": round(self.action_wait.worst, 4),
             "key_to_prompt": self.key_latency.summary(),
         }
 

@@ -384,3 +384,19 @@ def test_connections_beyond_max_pending_are_closed_at_once(tmp_path: Path) -> No
 
     server = run_with_server(tmp_path, scenario, max_pending=10, header_timeout=30.0)
     assert server.served == 1
+
+
+def test_actions_queueing_for_a_worker_turn_new_calls_away(tmp_path: Path) -> None:
+    """The application tells the server how long actions waited to start; past overload_lag, a new caller
+    hears "busy" rather than joining a queue that already makes callers wait after every key."""
+
+    async def scenario(server: FastAgiServer) -> None:
+        loop = asyncio.get_running_loop()
+        server.action_wait.note(loop.time(), 0.9)
+        await busy_call(server.port)
+        server.action_wait.note(loop.time() + 10, 0.01)  # the queue drained; the stall left the window
+        await normal_call(server)
+
+    server = run_with_server(tmp_path, scenario, overload_lag=0.5)
+    assert (server.served, server.busy) == (1, 1)
+    assert server.figures()["action_wait_worst_s"] == 0.9

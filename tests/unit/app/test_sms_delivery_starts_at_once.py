@@ -82,3 +82,12 @@ def _subscriber_id(app: LineApp) -> int:
 
     with app._database()(write=False) as uow:
         return int(uow.session.scalars(select(Subscriber.id).where(Subscriber.msisdn == IVAN)).one())
+
+
+def test_every_action_reports_how_long_it_waited_for_a_worker(app: LineApp) -> None:
+    """`ivr serve`'s overload protection hears of each action's wait for a free worker thread."""
+    waits: list[float] = []
+    app.on_action_wait = waits.append
+    assert _invoke(app, "subscriber.identify", {}, {"caller_id": IVAN, "caller_id_trusted": True}) == "found"
+    assert _invoke(app, "balance.report", {}, {"subscriber_id": 1}) == "ok"
+    assert len(waits) == 2 and all(0.0 <= w < 5.0 for w in waits)
