@@ -21,9 +21,9 @@ import logging
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 
-from ivr.db.models import AuthFailure, Subscriber
+from ivr.db.models import Account, AuthFailure, Subscriber
 from ivr.db.session import UnitOfWork
 from ivr.services.common import (
     NO_ORIGIN,
@@ -77,21 +77,42 @@ def find_subscriber(uow: UnitOfWork, number: str | None) -> Subscriber | None:
     return uow.session.scalars(select(Subscriber).where(Subscriber.msisdn == msisdn)).first()
 
 
+# Built once and run past the ORM (UnitOfWork.rows): every call on a trusted number starts with it.
+_IDENTIFY = (
+    select(
+        Subscriber.id,
+        Subscriber.account_id,
+        Subscriber.access_level,
+        Subscriber.msisdn,
+        Subscriber.pin_hash.is_not(None),
+        Subscriber.roaming,
+        Subscriber.language,
+        Subscriber.status,
+        Account.status,
+        Account.kind,
+    )
+    .join(Account, Subscriber.account_id == Account.id)
+    .where(Subscriber.msisdn == bindparam("msisdn"))
+    .limit(1)
+)
+
+
 def identify(uow: UnitOfWork, number: str | None) -> Identification:
-    sub = find_subscriber(uow, number)
-    if sub is None:
+    msisdn = normalize_msisdn(number)
+    found = uow.rows(_IDENTIFY, msisdn=msisdn) if msisdn is not None else ()
+    if not found:
         return Identification(status="unknown")
-    status = "closed" if sub.status == "closed" or sub.account.status == "closed" else "found"
+    sub_id, account_id, access, msisdn, pin_set, roaming, language, sub_status, acc_status, kind = found[0]
     return Identification(
-        status=status,
-        subscriber_id=sub.id,
-        account_id=sub.account_id,
-        access_level=sub.access_level,
-        msisdn=sub.msisdn,
-        pin_set=sub.pin_hash is not None,
-        roaming=sub.roaming,
-        language=sub.language,
-        account_kind=sub.account.kind,
+        status="closed" if "closed" in (sub_status, acc_status) else "found",
+        subscriber_id=sub_id,
+        account_id=account_id,
+        access_level=access,
+        msisdn=msisdn,
+        pin_set=bool(pin_set),
+        roaming=bool(roaming),
+        language=language,
+        account_kind=kind,
     )
 
 

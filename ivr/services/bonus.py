@@ -19,7 +19,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 
 from ivr.db.models import Account, PointsEntry, Reward, Subscriber
 from ivr.db.session import UnitOfWork
@@ -88,17 +88,18 @@ class Transfer:
     points: int | None = None
 
 
+# Built once (UnitOfWork.rows): read on every balance report and every points operation.
+_LIVE_POINTS = select(func.coalesce(func.sum(PointsEntry.remaining), 0)).where(
+    PointsEntry.account_id == bindparam("account"),
+    PointsEntry.remaining > 0,
+    or_(PointsEntry.expires_at.is_(None), PointsEntry.expires_at > bindparam("now")),
+)
+
+
 def live_points(uow: UnitOfWork, account_id: int) -> int:
     """Spendable points now: remainders of grants not yet expired."""
-    now = uow.now()
-    total = uow.session.scalar(
-        select(func.coalesce(func.sum(PointsEntry.remaining), 0)).where(
-            PointsEntry.account_id == account_id,
-            PointsEntry.remaining > 0,
-            or_(PointsEntry.expires_at.is_(None), PointsEntry.expires_at > now),
-        )
-    )
-    return int(total or 0)
+    rows = uow.rows(_LIVE_POINTS, account=account_id, now=uow.now())
+    return int(rows[0][0] or 0) if rows else 0
 
 
 def _add_entry(uow: UnitOfWork, account: Account, kind: str, delta: int, **fields: object) -> PointsEntry:
