@@ -71,6 +71,9 @@ class Settings:
     # while its event loop lags more than overload_lag seconds behind: calls in progress keep their pace.
     max_calls: int = 1000
     overload_lag: float = 0.25
+    # Metrics for monitoring (Prometheus text format, GET /metrics), loopback only by default; port 0 = off.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9464
     # Worker threads that run actions (0 = by database: 4 on SQLite, 16 on PostgreSQL; docs/operations.md).
     action_workers: int = 0
     asterisk_root: Path | None = None  # the installed Asterisk tree (project-local), see scripts/

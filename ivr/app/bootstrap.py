@@ -110,6 +110,8 @@ class LineApp:
     # Told, on the event loop, how long each action waited for a free worker thread (seconds): `ivr serve`
     # turns new calls away while actions queue (ivr.telephony.fastagi, overload protection).
     on_action_wait: Callable[[float], None] | None = None
+    # Told each action's name, status and duration in its thread (ivr.app.metrics.LineMetrics.action_done).
+    on_action_done: Callable[[str, str, float], None] | None = None
 
     def reload(self) -> None:
         """SIGHUP: re-read trees, texts and the service-number table. Calls in progress keep the tree they
@@ -201,11 +203,15 @@ class LineApp:
 
             def run() -> Any:
                 started.append(time.monotonic())
-                return actions.invoke(command.name, dict(command.args), ctx)
+                done = actions.invoke(command.name, dict(command.args), ctx)
+                started.append(time.monotonic())
+                return done
 
             result = await asyncio.to_thread(run)
             if self.on_action_wait is not None and started:
                 self.on_action_wait(started[0] - submitted)
+            if self.on_action_done is not None and len(started) == 2:
+                self.on_action_done(command.name, result.status, started[1] - started[0])
             if command.name in writers and self._sms_pump is not None:
                 self._sms_pump.kick()
             return ActionResult(status=result.status, values=dict(result.values or {}))

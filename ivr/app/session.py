@@ -248,12 +248,23 @@ class CallHandler:
         default_language: str = "ru",
         read_timeout: float = 30.0,
         reload: Callable[[], None] | None = None,
+        on_call_end: Callable[[CallStarted, CallOutcome, float], None] | None = None,
     ) -> None:
         self.session_factory = session_factory
+        # Told how each call ended and how long it took (ivr.app.metrics.LineMetrics.call_ended).
+        self.on_call_end = on_call_end
         self.voice = voice
         self.default_language = default_language
         self.read_timeout = read_timeout
         self.reload = reload
+
+    def _report(self, call: CallStarted, outcome: CallOutcome, seconds: float) -> None:
+        if self.on_call_end is None:
+            return
+        try:
+            self.on_call_end(call, outcome, seconds)
+        except Exception:  # a metric must never end a call badly
+            log.exception("call-end hook failed")
 
     async def run_call(self, request: AgiRequest, channel: AgiChannel) -> CallOutcome | None:
         call = call_from_request(request, self.default_language)
@@ -278,6 +289,13 @@ class CallHandler:
             channel.line = session.call.line
             # A broken channel is not asked for anything more: with IVR_RESULT unset the dialplan takes
             # its failure path (apology, operator) by itself.
-            return await session.run()
+            began = time.monotonic()
+            try:
+                outcome = await session.run()
+            except asyncio.CancelledError:
+                self._report(session.call, session.outcome, time.monotonic() - began)
+                raise
+            self._report(session.call, outcome, time.monotonic() - began)
+            return outcome
         finally:
             call_id_var.reset(token)

@@ -90,10 +90,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _serve(settings: Settings, *, grace: float, stats_file: str | None = None) -> int:
     from ivr.app.bootstrap import build_app
+    from ivr.app.metrics import LineMetrics, serve_metrics
     from ivr.app.session import CallHandler
     from ivr.telephony.fastagi import FastAgiServer
 
     app = build_app(settings, serving=True)
+    metrics = LineMetrics()
+    app.on_action_done = metrics.action_done
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=action_workers(settings), thread_name_prefix="action")
     )
@@ -103,6 +106,9 @@ async def _serve(settings: Settings, *, grace: float, stats_file: str | None = N
         default_language=settings.default_language,
         read_timeout=settings.agi_read_timeout,
         reload=app.reload,
+        on_call_end=lambda call, outcome, seconds: metrics.call_ended(
+            call.line, outcome.result, seconds, outcome.reason
+        ),
     )
     server = FastAgiServer(
         handler,
@@ -116,6 +122,12 @@ async def _serve(settings: Settings, *, grace: float, stats_file: str | None = N
     app.on_action_wait = lambda waited: server.action_wait.note(loop.time(), waited)
     await server.start()
     server.install_signal_handlers(asyncio.get_running_loop())
+    if settings.metrics_port:
+        try:
+            port = serve_metrics(metrics, server, settings.metrics_host, settings.metrics_port)
+            log.info("metrics on http://%s:%s/metrics", settings.metrics_host, port)
+        except OSError as exc:  # the line runs without its metrics rather than not at all
+            log.error("metrics not served on %s:%s: %s", settings.metrics_host, settings.metrics_port, exc)
     print(
         f"ivr serve: FastAGI on {settings.agi_host}:{server.port} (pid {os.getpid()})",
         file=sys.stderr,

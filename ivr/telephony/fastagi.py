@@ -226,6 +226,8 @@ class FastAgiServer:
             "rejected": self.rejected,
             "cut_off": self.cancelled,
             "in_progress": len(self.calls),
+            "loop_lag_s": round(self.loop_lag.lag, 4),
+            "action_wait_s": round(self.action_wait.lag, 4),
             "loop_lag_worst_s": round(self.loop_lag.worst, 4),
             "action_wait_worst_s": round(self.action_wait.worst, 4),
             "key_to_prompt": self.key_latency.summary(),

@@ -89,6 +89,7 @@ class LocalLine:
                 "IVR_SOUNDS_DIR": str(base.sounds),
                 "IVR_AGI_PORT": str(free_port()),
                 "IVR_AMI_PORT": str(free_port()),
+                "IVR_METRICS_PORT": str(free_port()),
                 "IVR_SIP_PORT": str(free_port(udp=True)),
                 "IVR_AMI_SECRET": secrets.token_hex(16),
                 "IVR_RTP_START": str(rtp_start),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,3 +89,37 @@ def test_past_capacity_callers_hear_the_line_is_busy_and_the_call_in_progress_go
     figures = json.loads(stats.read_text())
     assert figures["served"] == 1 and figures["busy"] == 1
     assert figures["key_to_prompt"]["inputs"] >= 1
+
+
+def scrape(line: LocalLine) -> dict[str, float]:
+    """GET /metrics of the running server: sample name with labels -> value."""
+    url = f"http://{line.settings.metrics_host}:{line.settings.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    samples = {}
+    for row in text.splitlines():
+        if row and not row.startswith("#"):
+            name, _, value = row.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def test_metrics_count_the_calls_placed(line_stack: LocalLine) -> None:
+    before = scrape(line_stack)
+    plan = LoadPlan(number="0505", calls=[PlannedCall(IVAN, "1")] * 3, concurrency=3, rate=10, first_wait=3.0)
+    result = asyncio.run(run_load(line_stack.settings, plan))
+    assert all(balance_heard(o.record) for o in result.outcomes)
+    after = scrape(line_stack)
+
+    def grew(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    assert grew('ivr_actions_total{action="balance.report",status="ok"}') == 3
+    assert grew('ivr_actions_total{action="subscriber.identify",status="found"}') == 3
+    # The callers hung up after the balance: three more calls ended that way, each with its duration.
+    assert grew('ivr_calls_total{line="operator",outcome="caller_hangup"}') == 3
+    assert grew('ivr_call_seconds_count{line="operator"}') == 3
+    assert grew("ivr_calls_served_total") == 3
+    assert grew("ivr_key_inputs_total") == 3
+    assert "ivr_calls_in_progress" in after and "ivr_event_loop_lag_seconds" in after
+    assert not any(IVAN in name for name in after)  # no caller's number in any label

@@ -62,6 +62,7 @@ def command_one(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Setti
             "IVR_SOUNDS_DIR": str(base.sounds),
             "IVR_AGI_PORT": str(free_port()),
             "IVR_AMI_PORT": str(free_port()),
+            "IVR_METRICS_PORT": str(free_port()),
             "IVR_SIP_PORT": str(free_port(udp=True)),
             "IVR_RTP_START": str(31000 + (os.getpid() % 100) * 40),
             "IVR_RTP_END": str(31000 + (os.getpid() % 100) * 40 + 998),

@@ -1,0 +1,134 @@
+"""Metrics for monitoring, in the Prometheus text format (prometheus_client), served by `ivr serve` on
+loopback (`metrics_host`:`metrics_port`, GET /metrics; docs/operations.md, Monitoring).
+
+Two kinds of figures:
+- counted as calls and actions happen (`LineMetrics`, fed by `CallHandler` and the action invoker): calls
+  by line and how they ended, call durations, actions by name and status with their durations;
+- read from the FastAGI server when scraped (`ServerCollector`): calls in progress, callers turned away
+  as busy, rejected connections, the event loop's lag, how long actions wait for a worker, and the
+  key-to-prompt latency quantiles. Reading at scrape time keeps the call path free of metric updates.
+
+Labels never carry a caller's number, a subscriber, or any input: only line, outcome, action and status,
+all from small fixed sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+# How a call ended (ivr.app.session.CallOutcome.result) -> the outcome label.
+OUTCOMES = ("hangup", "transfer", "caller_hangup", "error", "cancelled")
+CALL_BUCKETS = (5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 900)
+ACTION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 6.0, 10.0)
+
+
+class LineMetrics:
+    """What the application counts. One instance per process, with its own registry (tests make many)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        reg = self.registry
+        self.calls = Counter(
+            "ivr_calls", "Calls ended, by line and how they ended", ["line", "outcome"], registry=reg
+        )
+        self.call_seconds = Histogram(
+            "ivr_call_seconds", "Time callers spent in the IVR", ["line"], buckets=CALL_BUCKETS, registry=reg
+        )
+        self.transfers = Counter(
+            "ivr_transfers",
+            "Calls handed to an operator queue, by line and reason",
+            ["line", "reason"],
+            registry=reg,
+        )
+        self.actions = Counter(
+            "ivr_actions", "Actions run, by name and result status", ["action", "status"], registry=reg
+        )
+        self.action_seconds = Histogram(
+            "ivr_action_seconds",
+            "How long actions took (in their worker thread, transaction included)",
+            ["action"],
+            buckets=ACTION_BUCKETS,
+            registry=self.registry,
+        )
+
+    def call_ended(self, line: str, outcome: str, seconds: float, reason: str = "") -> None:
+        label = outcome if outcome in OUTCOMES else "error"
+        self.calls.labels(line, label).inc()
+        self.call_seconds.labels(line).observe(max(0.0, seconds))
+        if label == "transfer":
+            self.transfers.labels(line, _reason(reason)).inc()
+
+    def action_done(self, name: str, status: str, seconds: float) -> None:
+        self.actions.labels(name, status).inc()
+        self.action_seconds.labels(name).observe(max(0.0, seconds))
+
+
+def _reason(reason: str) -> str:
+    """Transfer reasons are tree data (short identifiers); anything else is folded, never copied."""
+    cleaned = reason.strip()
+    if cleaned and len(cleaned) <= 40 and all(ch.isalnum() or ch in "_-." for ch in cleaned):
+        return cleaned
+    return "other" if cleaned else "none"
+
+
+class ServerFigures(Protocol):
+    """The part of ivr.telephony.fastagi.FastAgiServer the collector reads."""
+
+    def figures(self) -> dict[str, object]: ...
+
+
+class ServerCollector(Collector):
+    """The FastAGI server's own figures, read at scrape time."""
+
+    def __init__(self, server: ServerFigures) -> None:
+        self.server = server
+
+    def collect(self) -> Iterator[Any]:
+        f = self.server.figures()
+        yield _gauge("ivr_calls_in_progress", "Calls the server is carrying now", f["in_progress"])
+        for name, help_text, key in (
+            ("ivr_calls_served", "Calls the server ran to their end", "served"),
+            ("ivr_calls_busy", "New callers turned away: the line is busy (overload protection)", "busy"),
+            ("ivr_connections_rejected", "AGI connections rejected before a call (bad header)", "rejected"),
+        ):
+            counter = CounterMetricFamily(name, help_text)
+            counter.add_metric([], float(str(f[key])))
+            yield counter
+        yield _gauge(
+            "ivr_event_loop_lag_seconds", "How late the event loop runs (worst of 2 s)", f["loop_lag_s"]
+        )
+        yield _gauge(
+            "ivr_action_wait_seconds", "How long actions wait for a worker (worst of 2 s)", f["action_wait_s"]
+        )
+        latency = f["key_to_prompt"]
+        assert isinstance(latency, dict)
+        family = GaugeMetricFamily(
+            "ivr_key_to_prompt_seconds",
+            "From the key that completed an input to the next prompt sent, the server's own part",
+            labels=["quantile"],
+        )
+        for quantile, key in (("0.5", "p50_ms"), ("0.95", "p95_ms"), ("0.99", "p99_ms")):
+            family.add_metric([quantile], float(latency[key]) / 1000)
+        yield family
+        inputs = CounterMetricFamily("ivr_key_inputs", "Inputs measured for ivr_key_to_prompt_seconds")
+        inputs.add_metric([], float(latency["inputs"]))
+        yield inputs
+
+
+def _gauge(name: str, help_text: str, value: object) -> GaugeMetricFamily:
+    gauge = GaugeMetricFamily(name, help_text)
+    gauge.add_metric([], float(str(value)))
+    return gauge
+
+
+def serve_metrics(metrics: LineMetrics, server: ServerFigures, host: str, port: int) -> int:
+    """Register the server's figures and serve GET /metrics on host:port (a daemon thread of
+    prometheus_client's own). Returns the port it listens on."""
+    metrics.registry.register(ServerCollector(server))
+    httpd, _thread = start_http_server(port, addr=host, registry=metrics.registry)
+    return int(httpd.server_address[1])

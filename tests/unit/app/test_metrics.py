@@ -1,0 +1,83 @@
+"""Metrics for monitoring: what is counted, what the server reports at scrape time, and that no label
+ever carries a caller's number or an input."""
+
+from __future__ import annotations
+
+from prometheus_client import generate_latest
+
+from ivr.app.metrics import LineMetrics, ServerCollector
+
+
+class FakeServer:
+    def __init__(self) -> None:
+        self.in_progress = 3
+
+    def figures(self) -> dict[str, object]:
+        return {
+            "served": 10,
+            "busy": 2,
+            "rejected": 1,
+            "cut_off": 0,
+            "in_progress": self.in_progress,
+            "loop_lag_s": 0.012,
+            "action_wait_s": 0.004,
+            "loop_lag_worst_s": 0.3,
+            "action_wait_worst_s": 0.1,
+            "key_to_prompt": {"inputs": 7.0, "p50_ms": 5.0, "p95_ms": 12.5, "p99_ms": 20.0, "max_ms": 30.0},
+        }
+
+
+def scrape(metrics: LineMetrics) -> str:
+    return generate_latest(metrics.registry).decode()
+
+
+def test_calls_are_counted_by_line_and_outcome_with_their_durations() -> None:
+    metrics = LineMetrics()
+    metrics.call_ended("operator", "hangup", 42.0)
+    metrics.call_ended("operator", "transfer", 20.0, reason="no_input")
+    metrics.call_ended("loyalty", "caller_hangup", 8.0)
+    metrics.call_ended("operator", "something new", 1.0)  # an unknown ending counts as an error
+    text = scrape(metrics)
+    assert 'ivr_calls_total{line="operator",outcome="hangup"} 1.0' in text
+    assert 'ivr_calls_total{line="operator",outcome="transfer"} 1.0' in text
+    assert 'ivr_calls_total{line="loyalty",outcome="caller_hangup"} 1.0' in text
+    assert 'ivr_calls_total{line="operator",outcome="error"} 1.0' in text
+    assert 'ivr_transfers_total{line="operator",reason="no_input"} 1.0' in text
+    assert 'ivr_call_seconds_count{line="operator"} 3.0' in text
+    assert 'ivr_call_seconds_sum{line="operator"} 63.0' in text
+
+
+def test_actions_are_counted_by_status_with_durations() -> None:
+    metrics = LineMetrics()
+    metrics.action_done("balance.report", "ok", 0.004)
+    metrics.action_done("balance.report", "ok", 0.2)
+    metrics.action_done("subscriber.verify_pin", "wrong", 0.03)
+    text = scrape(metrics)
+    assert 'ivr_actions_total{action="balance.report",status="ok"} 2.0' in text
+    assert 'ivr_actions_total{action="subscriber.verify_pin",status="wrong"} 1.0' in text
+    assert 'ivr_action_seconds_bucket{action="balance.report",le="0.005"} 1.0' in text
+    assert 'ivr_action_seconds_bucket{action="balance.report",le="0.25"} 2.0' in text
+
+
+def test_the_server_figures_are_read_when_scraped() -> None:
+    metrics = LineMetrics()
+    server = FakeServer()
+    metrics.registry.register(ServerCollector(server))
+    assert "ivr_calls_in_progress 3.0" in scrape(metrics)
+    server.in_progress = 5
+    text = scrape(metrics)
+    assert "ivr_calls_in_progress 5.0" in text
+    assert "ivr_calls_busy_total 2.0" in text
+    assert "ivr_connections_rejected_total 1.0" in text
+    assert "ivr_event_loop_lag_seconds 0.012" in text
+    assert 'ivr_key_to_prompt_seconds{quantile="0.95"} 0.0125' in text
+    assert "ivr_key_inputs_total 7.0" in text
+
+
+def test_a_transfer_reason_that_is_not_an_identifier_is_folded_not_copied() -> None:
+    metrics = LineMetrics()
+    metrics.call_ended("operator", "transfer", 1.0, reason="caller said 79161234567")
+    metrics.call_ended("operator", "transfer", 1.0, reason="")
+    text = scrape(metrics)
+    assert "79161234567" not in text
+    assert 'reason="other"' in text and 'reason="none"' in text
