@@ -63,6 +63,10 @@ class Settings:
 
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
+    # The carrier trunk (asterisk_conf/pjsip.conf, [carrier]): calls from this signalling address (an address
+    # or a CIDR range, comma-separated for several) come in with the caller's number from
+    # P-Asserted-Identity or From. The default, a loopback alias, is the tests' stand-in for a carrier.
+    carrier_address: str = "127.0.0.2"
     # Asterisk's RTP ports (rtp.conf): two per call (RTP + RTCP), so 10000-20000 carries about 5,000 calls.
     rtp_start: int = 10000
     rtp_end: int = 20000

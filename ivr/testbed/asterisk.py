@@ -128,6 +128,10 @@ def render_config(
         raise AsteriskError(
             "no AMI secret: run scripts/setup.sh (it writes var/secrets.toml) or set IVR_AMI_SECRET"
         )
+    if not re.fullmatch(r"[0-9A-Fa-f.:/]+(,[0-9A-Fa-f.:/]+)*", settings.carrier_address.replace(" ", "")):
+        raise AsteriskError(
+            f"carrier_address {settings.carrier_address!r}: IP addresses or CIDR ranges, comma-separated"
+        )
     found = read_secrets(settings)
     if not 1024 <= settings.rtp_start < settings.rtp_end <= 65535:
         raise AsteriskError(
@@ -139,6 +143,7 @@ def render_config(
         "VAR": str(paths.base),
         "ETC": str(paths.etc),
         "SIP_PORT": str(settings.sip_port),
+        "CARRIER_ADDRESS": settings.carrier_address,
         "AMI_PORT": str(settings.ami_port),
         "AMI_USER": settings.ami_user,
         "AMI_SECRET": settings.ami_secret,

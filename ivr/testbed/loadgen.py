@@ -62,6 +62,10 @@ class LoadPlan:
     gap: float = 0.4  # seconds between keys
     hold: float = 3.0  # seconds after the last key before the caller hangs up (unless the line did)
     timeout: float = 300.0
+    # Where the calls come from, and where the caller's number travels: "pai" (P-Asserted-Identity, as
+    # the test endpoint expects) or "from" (the From header, as many carriers send it).
+    source_ip: str = "127.0.0.1"
+    caller_in: str = "pai"
 
     def check(self, fd_limit: int | None = None) -> None:
         """Refuse, with the reason, a plan that would not be placed whole."""
@@ -71,6 +75,8 @@ class LoadPlan:
             raise LoadError("concurrency must be at least 1")
         if self.rate <= 0:
             raise LoadError("the call rate must be positive")
+        if self.caller_in not in ("pai", "from"):
+            raise LoadError(f"caller_in must be 'pai' or 'from', not {self.caller_in!r}")
         limit = fd_limit if fd_limit is not None else resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         need = SIPP_FDS_BASE + SIPP_FDS_PER_CALL * min(self.concurrency, len(self.calls))
         if need > limit:
@@ -141,8 +147,14 @@ def scenario(number: str, sip_port: int, plan: LoadPlan) -> str:
         steps.append('  <nop><action><exec play_dtmf="[field2]"/></action></nop>')
         steps.append(_pause(longest * (200 + keys_ms), "k1"))
     steps.append(_pause(int(plan.hold * 1000), "ourbye"))
-    head = """      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "tester" <sip:tester@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]"""
+    if plan.caller_in == "from":  # the number in From (display name = the AMI token), no PAI
+        sender = '"[field0]" <sip:[field1]@[local_ip]:[local_port]>'
+        pai = ""
+    else:
+        sender = '"tester" <sip:tester@[local_ip]:[local_port]>'
+        pai = '\n      P-Asserted-Identity: "[field0]" <sip:[field1]@127.0.0.1>'
+    head = f"""      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: {sender};tag=[pid]SIPpTag00[call_number]"""
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="ivr load {number}">
   <send retrans="500">
@@ -152,8 +164,7 @@ def scenario(number: str, sip_port: int, plan: LoadPlan) -> str:
       To: <{ruri}>
       Call-ID: [call_id]
       CSeq: 1 INVITE
-      Contact: <sip:tester@[local_ip]:[local_port]>
-      P-Asserted-Identity: "[field0]" <sip:[field1]@127.0.0.1>
+      Contact: <sip:tester@[local_ip]:[local_port]>{pai}
       Max-Forwards: 70
       Content-Type: application/sdp
       Content-Length: [len]
@@ -262,7 +273,8 @@ async def run_load(settings: Settings, plan: LoadPlan, *, watcher: CallWatcher |
                 "-sf", str(work / "load.xml"), "-inf", str(work / "calls.csv"),
                 "-m", str(len(plan.calls)), "-l", str(plan.concurrency),
                 "-r", f"{plan.rate:g}", "-rp", "1000",
-                "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()),
+                "-i", plan.source_ip, "-p", str(free_udp_port(plan.source_ip)),
+                "-mp", str(free_udp_port(plan.source_ip)),
                 "-timeout", f"{int(plan.timeout)}s", "-timeout_error",
                 "-max_socket", str(max(SIPP_FDS_BASE, 4 * plan.concurrency)),
                 "-trace_err", "-error_file", str(work / "errors.log"),
