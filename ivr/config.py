@@ -60,6 +60,10 @@ class Settings:
     ami_port: int = 5038
     ami_user: str = "ivr"
     ami_secret: str = field(default="", repr=False)
+    # Key of the caller hash in call records (ivr.app.records): repeat calls are recognised without keeping
+    # the number. Generated into var/secrets.toml by the setup; unset, the AMI secret serves instead.
+    call_record_key: str = field(default="", repr=False)
+    call_records: bool = True  # keep a record per call (docs/operations.md, Call records and the report)
 
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060

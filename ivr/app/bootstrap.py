@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from ivr.app import actions
 from ivr.app.lines import LinesFileError, load_service_numbers
+from ivr.app.records import CallRecords, CallTrace
 from ivr.app.session import ActionInvoker, Session
 from ivr.app.sms import SmsPump, mail_sender_from_settings, sender_from_settings
 from ivr.config import Settings, StartupRefused
@@ -183,7 +184,14 @@ class LineApp:
             call=call,
             operator_queue=queue,
             max_call_seconds=float(max_seconds),
+            trace=CallTrace() if self.settings.call_records else None,
         )
+
+    def call_records(self) -> CallRecords | None:
+        """The writer of call records (None when the setting call_records is off)."""
+        if not self.settings.call_records:
+            return None
+        return CallRecords(self._database(), self.settings.call_record_key or self.settings.ami_secret)
 
     def _action_invoker(self, call: CallStarted) -> ActionInvoker:
         uow_factory = self._database()

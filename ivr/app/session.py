@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ivr.app.records import CallTrace
 from ivr.engine.commands import (
     Collect,
     Command,
@@ -70,6 +71,9 @@ class Session:
     action_timeout: float = 6.0
     clock: Callable[[], float] = time.monotonic
     outcome: CallOutcome = field(default_factory=CallOutcome)
+    # The call's record as it goes (ivr.app.records); None keeps none.
+    trace: CallTrace | None = None
+    state: Any = None  # the engine's last state
 
     async def run(self) -> CallOutcome:
         token = call_id_var.set(self.call.call_id or "-")
@@ -111,6 +115,10 @@ class Session:
 
     async def _loop(self, started: float) -> None:
         state, commands = self.engine.start(self.call)
+        self.state = state
+        trace = self.trace
+        if trace is not None:
+            trace.enter(str(getattr(state, "node", "")))
         typed_ahead = ""
         while True:
             event: Event | None = None
@@ -130,6 +138,8 @@ class Session:
                     collected = await self.channel.collect(command, typed_ahead)
                     typed_ahead = ""
                     log.info("input %s", render_collected(command, collected))
+                    if trace is not None:
+                        trace.input(str(getattr(state, "node", "")), command, collected)
                     event = collected
                     break
                 elif isinstance(command, InvokeAction):
@@ -151,11 +161,20 @@ class Session:
             if event is None:
                 # The engine gave nothing to wait on: a tree bug the validator should have caught.
                 raise RuntimeError("engine returned no waiting command")
+            no_match = getattr(state, "no_match", 0)
             state, commands = self.engine.step(state, event)
+            self.state = state
+            if trace is not None:
+                if getattr(state, "no_match", 0) > no_match:
+                    trace.no_match()
+                trace.enter(str(getattr(state, "node", "")))
 
     async def _invoke(self, command: InvokeAction, state: Any) -> ActionResult:
         variables: Mapping[str, Any] = getattr(state, "vars", {}) or {}
+        began = self.clock()
         result = await self._result_in_time(command, variables)
+        if self.trace is not None:
+            self.trace.action(command.name, result.status, self.clock() - began)
         self.outcome.actions.append(f"{command.name}:{result.status}")
         log.info("action %s status=%s", command.name, result.status)
         await self.channel.set_variable("IVR_LAST_ACTION", f"{command.name}:{result.status}")
@@ -248,21 +267,21 @@ class CallHandler:
         default_language: str = "ru",
         read_timeout: float = 30.0,
         reload: Callable[[], None] | None = None,
-        on_call_end: Callable[[CallStarted, CallOutcome, float], None] | None = None,
+        on_call_end: Callable[[Session, float], None] | None = None,
     ) -> None:
         self.session_factory = session_factory
-        # Told how each call ended and how long it took (ivr.app.metrics.LineMetrics.call_ended).
+        # Told of each finished call and how long it took (metrics, the call's record).
         self.on_call_end = on_call_end
         self.voice = voice
         self.default_language = default_language
         self.read_timeout = read_timeout
         self.reload = reload
 
-    def _report(self, call: CallStarted, outcome: CallOutcome, seconds: float) -> None:
+    def _report(self, session: Session, seconds: float) -> None:
         if self.on_call_end is None:
             return
         try:
-            self.on_call_end(call, outcome, seconds)
+            self.on_call_end(session, seconds)
         except Exception:  # a metric must never end a call badly
             log.exception("call-end hook failed")
 
@@ -293,9 +312,9 @@ class CallHandler:
             try:
                 outcome = await session.run()
             except asyncio.CancelledError:
-                self._report(session.call, session.outcome, time.monotonic() - began)
+                self._report(session, time.monotonic() - began)
                 raise
-            self._report(session.call, outcome, time.monotonic() - began)
+            self._report(session, time.monotonic() - began)
             return outcome
         finally:
             call_id_var.reset(token)

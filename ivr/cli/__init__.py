@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "ivr.cli.simulate",  # call (the console simulator and scenario files)
     "ivr.cli.db",  # db init|migrate|downgrade|seed|subscribers|jobs
     "ivr.cli.prompts",  # prompts render|check|list|say
+    "ivr.cli.report",  # report (from the call records)
 )
 
 

@@ -106,9 +106,7 @@ async def _serve(settings: Settings, *, grace: float, stats_file: str | None = N
         default_language=settings.default_language,
         read_timeout=settings.agi_read_timeout,
         reload=app.reload,
-        on_call_end=lambda call, outcome, seconds: metrics.call_ended(
-            call.line, outcome.result, seconds, outcome.reason
-        ),
+        on_call_end=_call_end_hook(app, metrics, asyncio.get_running_loop()),
     )
     server = FastAgiServer(
         handler,
@@ -142,6 +140,30 @@ async def _serve(settings: Settings, *, grace: float, stats_file: str | None = N
     return 0
 
 
+def _call_end_hook(app: Any, metrics: Any, loop: asyncio.AbstractEventLoop | None) -> Any:
+    """What happens when a call ends: its metrics, and its record written in a worker thread (with no
+    loop: at once, as `ivr agi` does at the end of its one call)."""
+    from ivr.app.records import record_of
+
+    records = app.call_records()
+
+    def ended(session: Any, seconds: float) -> None:
+        if metrics is not None:
+            outcome = session.outcome
+            metrics.call_ended(session.call.line, outcome.result, seconds, outcome.reason)
+        if records is None:
+            return
+        record = record_of(session, seconds, records.key)
+        if record is None:
+            return
+        if loop is None:
+            records.write(record)
+        else:
+            loop.run_in_executor(None, records.write, record)
+
+    return ended
+
+
 # ---- agi --------------------------------------------------------------------------------------------
 
 
@@ -171,6 +193,7 @@ def cmd_agi(settings: Settings, args: argparse.Namespace) -> int:
         app.voice,
         default_language=settings.default_language,
         read_timeout=settings.agi_read_timeout,
+        on_call_end=_call_end_hook(app, None, None),
     )
     make_channel = _eagi_channel_factory(settings, handler) if args.eagi else None
 

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -413,3 +416,37 @@ class AuthFailure(Base):
     caller: Mapped[str] = mapped_column(String(20), index=True)
     target: Mapped[str] = mapped_column(String(11), index=True)
     kind: Mapped[str] = mapped_column(String(8))  # pin | otp
+
+
+class IvrCall(Base):
+    """One record per call (ivr.app.records): where the caller went, what they entered (masked), which
+    actions ran, and how the call ended. The caller's number is kept only masked, plus a keyed hash
+    (`caller_key`) so that a repeat call can be recognised without storing the number."""
+
+    __tablename__ = "ivr_call"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(64), unique=True)
+    line: Mapped[str] = mapped_column(String(32))
+    did: Mapped[str] = mapped_column(String(32), default="")
+    caller_masked: Mapped[str] = mapped_column(String(32), default="")  # e.g. 7916*****67; "" = withheld
+    caller_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    trust: Mapped[str] = mapped_column(String(16), default="none")  # caller_id | pin | card | code | none
+    tree_version: Mapped[str] = mapped_column(String(32), default="")
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    ended_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    seconds: Mapped[float] = mapped_column(Float)
+    # self_served | transferred | abandoned | failed
+    outcome: Mapped[str] = mapped_column(String(16))
+    result: Mapped[str] = mapped_column(String(16))  # the session's own: hangup, transfer, caller_hangup, ...
+    transfer_reason: Mapped[str] = mapped_column(String(64), default="")
+    queue: Mapped[str] = mapped_column(String(64), default="")
+    queue_wait: Mapped[float | None] = mapped_column(Float, nullable=True)  # seconds, once queues report it
+    subscriber_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_node: Mapped[str] = mapped_column(String(64), default="")
+    # [{"node", "at_ms"}], [{"node", "kind", "value", "at_ms"}], [{"name", "status", "ms"}]
+    nodes: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    inputs: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    actions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+    __table_args__ = (Index("ix_ivr_call_line_started", "line", "started_at"),)

@@ -169,3 +169,16 @@ def service_number_key(raw: object) -> str | None:
     if len(digits) == 11 and digits[0] == "8":  # 8-800 numbers written without the trunk prefix rule
         digits = "7" + digits[1:]
     return digits
+
+
+def masked_number(raw: object) -> str:
+    """A caller's number as records keep it: the international digits with all but the first four and
+    the last two hidden ("7916*****67"); short numbers keep only their last two. "" when withheld or not
+    a number."""
+    caller = parse_caller_id(raw)
+    digits = caller.international if caller.kind == "number" else None
+    if not digits:
+        return ""
+    if len(digits) <= 6:
+        return "*" * max(0, len(digits) - 2) + digits[-2:]
+    return digits[:4] + "*" * (len(digits) - 6) + digits[-2:]

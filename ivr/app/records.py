@@ -1,0 +1,198 @@
+"""A record per call: where the caller went, what they entered, which actions ran, how the call ended.
+
+`CallTrace` is filled by the Session as the call goes (nodes entered, inputs, actions, each with its time
+from the call's start); at the end `call_record` turns it and the call's outcome into one `ivr_call` row,
+which `CallRecords` writes in a worker thread, never on the event loop and never failing the call.
+
+What is kept, and what never is:
+- the caller's number only masked ("7916*****67") plus a keyed hash (HMAC-SHA256 with the installation's
+  `call_record_key`), so a repeat call within 24 h is recognised without storing the number;
+- inputs: a menu choice (one or two keys) as keyed; anything longer (a number, a card) only as "N digits";
+  a secret input (PIN, one-time code) as "secret"; recognised speech as its text unless the input is
+  secret;
+- no PIN, code, password or card number, ever.
+
+How a call ended (`outcome`):
+- `transferred`: handed to an operator queue (the reason is kept);
+- `failed`: the apology path (an error), or cut off at shutdown;
+- `self_served`: the tree ended the call, or the caller hung up after at least one service action
+  succeeded (anything but identification and one-time codes);
+- `abandoned`: the caller hung up before any service action succeeded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ivr.db.models import IvrCall
+from ivr.engine.commands import Collect
+from ivr.engine.events import CallStarted, Digits, NoInput, Speech
+from ivr.numbering.phone import masked_number, parse_caller_id
+
+log = logging.getLogger(__name__)
+
+# Actions that only find out who is calling: succeeding at them is not yet being served.
+IDENTIFICATION = ("subscriber.", "card.identify", "otp.")
+FAILED_STATUSES = frozenset({"error"})
+OUTCOMES = ("self_served", "transferred", "abandoned", "failed")
+
+
+@dataclass
+class CallTrace:
+    """Filled during the call, on the event loop. Times are milliseconds from the call's start."""
+
+    clock: Callable[[], float] = time.monotonic
+    began: float = 0.0
+    started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    tree_version: str = ""
+    trust: str = "none"
+
+    def __post_init__(self) -> None:
+        self.began = self.clock()
+
+    def _ms(self) -> int:
+        return int(1000 * (self.clock() - self.began))
+
+    @property
+    def last_node(self) -> str:
+        return str(self.nodes[-1]["node"]) if self.nodes else ""
+
+    def enter(self, node: str) -> None:
+        if node and node != self.last_node:
+            self.nodes.append({"node": node, "at_ms": self._ms()})
+
+    def input(self, node: str, command: Collect, event: Digits | Speech | NoInput) -> None:
+        if isinstance(event, NoInput):
+            kind, value = "no_input", ""
+        elif isinstance(event, Speech):
+            kind, value = "speech", ("secret" if command.secret else event.text)
+        else:
+            kind = "digits"
+            if command.secret:
+                value = "secret"
+            elif len(event.digits) <= 2:
+                value = event.digits
+            else:
+                value = f"{len(event.digits)} digits"
+        self.inputs.append({"node": node, "kind": kind, "value": value, "at_ms": self._ms()})
+
+    def no_match(self) -> None:
+        """The engine did not take the last input (no such choice, an invalid number)."""
+        if self.inputs and self.inputs[-1]["kind"] in ("digits", "speech"):
+            self.inputs[-1]["kind"] = "no_match"
+
+    def action(self, name: str, status: str, seconds: float) -> None:
+        self.actions.append({"name": name, "status": status, "ms": int(1000 * seconds)})
+
+    def state(self, vars: Mapping[str, Any], tree_version: str) -> None:
+        """What the engine knows at the end: how the caller was identified, the tree's version."""
+        self.tree_version = tree_version or self.tree_version
+        if vars.get("authenticated"):
+            self.trust = str(vars.get("auth_method") or "caller_id")[:16]
+
+
+def classify(result: str, actions: list[dict[str, Any]]) -> str:
+    """The record's outcome from the session's result and the actions that ran (see the module text)."""
+    if result == "transfer":
+        return "transferred"
+    if result in ("error", "cancelled"):
+        return "failed"
+    if result == "hangup":
+        return "self_served"
+    served = any(
+        not str(a["name"]).startswith(IDENTIFICATION) and a["status"] not in FAILED_STATUSES for a in actions
+    )
+    return "self_served" if served else "abandoned"
+
+
+def caller_key(caller_id: str, key: str) -> str | None:
+    """A keyed hash of the caller's number (to spot repeat calls), None when withheld or without a key."""
+    caller = parse_caller_id(caller_id)
+    if caller.kind != "number" or not caller.international or not key:
+        return None
+    return hmac.new(key.encode(), caller.international.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def call_record(
+    call: CallStarted,
+    trace: CallTrace,
+    *,
+    result: str,
+    reason: str,
+    queue: str,
+    subscriber_id: str,
+    seconds: float,
+    key: str,
+) -> IvrCall:
+    ended_at = trace.started_at + dt.timedelta(seconds=seconds)
+    outcome = classify(result, trace.actions)
+    return IvrCall(
+        call_id=(call.call_id or f"anon-{id(trace)}")[:64],
+        line=call.line[:32],
+        did=call.did[:32],
+        caller_masked=masked_number(call.caller_id),
+        caller_key=caller_key(call.caller_id or "", key),
+        trust=trace.trust,
+        tree_version=trace.tree_version[:32],
+        started_at=trace.started_at,
+        ended_at=ended_at,
+        seconds=round(seconds, 3),
+        outcome=outcome,
+        result=result[:16],
+        transfer_reason=(reason if outcome == "transferred" else "")[:64],
+        queue=(queue if outcome == "transferred" else "")[:64],
+        subscriber_id=int(subscriber_id) if subscriber_id.isdigit() else None,
+        last_node=trace.last_node[:64],
+        nodes=list(trace.nodes),
+        inputs=list(trace.inputs),
+        actions=list(trace.actions),
+    )
+
+
+def record_of(session: Any, seconds: float, key: str) -> IvrCall | None:
+    """The record of a finished `ivr.app.session.Session` (None if it kept no trace)."""
+    trace: CallTrace | None = getattr(session, "trace", None)
+    if trace is None:
+        return None
+    state = getattr(session, "state", None)
+    if state is not None:
+        trace.state(getattr(state, "vars", {}) or {}, str(getattr(state, "tree_version", "") or ""))
+    outcome = session.outcome
+    return call_record(
+        session.call,
+        trace,
+        result=outcome.result,
+        reason=outcome.reason,
+        queue=outcome.queue,
+        subscriber_id=outcome.subscriber_id,
+        seconds=seconds,
+        key=key,
+    )
+
+
+class CallRecords:
+    """Writes call records through the line's unit-of-work factory. `write` is for a worker thread."""
+
+    def __init__(self, uow_factory: Callable[..., Any], key: str) -> None:
+        self.uow_factory = uow_factory
+        self.key = key
+
+    def write(self, record: IvrCall) -> bool:
+        try:
+            with self.uow_factory(write=True) as uow:
+                uow.session.add(record)
+                uow.commit()
+            return True
+        except Exception as exc:  # a record must never fail a call; the call itself is over
+            log.error("call record not written: %s", type(exc).__name__)
+            return False

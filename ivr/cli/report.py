@@ -1,0 +1,123 @@
+"""CLI: `ivr report`: how the line served its callers over a period, per line and tree version, from the
+call records (ivr.services.reports). Text by default, `--csv` for a spreadsheet."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import sys
+from typing import Any, TextIO
+
+from ivr.config import Settings
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("report", help="containment, transfers, abandonment, time and per-node figures")
+    p.add_argument("--since", help="first day (YYYY-MM-DD, UTC; default: 7 days ago)")
+    p.add_argument("--until", help="last day, included (YYYY-MM-DD, UTC; default: today)")
+    p.add_argument("--line", help="one line only (operator, loyalty, ...)")
+    p.add_argument("--csv", action="store_true", help="CSV on stdout instead of text")
+    p.set_defaults(func=cmd_report)
+
+
+def _day(text: str | None, default: dt.date) -> dt.date:
+    if not text:
+        return default
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise SystemExit(f"ivr report: {text!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    from ivr.db.session import make_uow_factory
+    from ivr.services.reports import call_report
+
+    today = dt.datetime.now(dt.UTC).date()
+    first = _day(args.since, today - dt.timedelta(days=7))
+    last = _day(args.until, today)
+    since = dt.datetime.combine(first, dt.time())
+    until = dt.datetime.combine(last + dt.timedelta(days=1), dt.time())
+    factory = make_uow_factory(settings.db_url)
+    try:
+        with factory() as uow:
+            reports = call_report(uow, since, until, line=args.line)
+    finally:
+        factory.dispose()
+    if args.csv:
+        write_csv(reports, sys.stdout)
+    else:
+        write_text(reports, first, last, sys.stdout)
+    return 0
+
+
+def _pct(part: float) -> str:
+    return f"{100 * part:.1f} %"
+
+
+def write_text(reports: list[Any], first: dt.date, last: dt.date, out: TextIO) -> None:
+    if not reports:
+        out.write(f"no calls recorded from {first} to {last}\n")
+        return
+    for r in reports:
+        out.write(f"{r.line} (tree {r.tree_version or '?'}), {first} to {last}: {r.calls} calls\n")
+        for label, count in (
+            ("contained", r.contained),
+            ("self-served", r.self_served),
+            ("transferred", r.transferred),
+            ("abandoned", r.abandoned),
+            ("failed", r.failed),
+        ):
+            out.write(f"  {label:<12} {count:>6}  {_pct(r.share(count)):>8}\n")
+        out.write(f"  average time in the IVR: {r.average_seconds:.1f} s\n")
+        if r.transfer_reasons:
+            reasons = ", ".join(f"{k} {v}" for k, v in r.transfer_reasons.most_common())
+            out.write(f"  transfers by reason: {reasons}\n")
+        out.write(f"  {'node':<28} {'visits':>7} {'drop-off':>16} {'no-input':>16} {'no-match':>16}\n")
+        for node, f in sorted(r.nodes.items(), key=lambda item: (-item[1].visits, item[0])):
+            cells = [f"{n} ({_pct(f.rate(n))})" for n in (f.drop_off, f.no_input, f.no_match)]
+            out.write(f"  {node:<28} {f.visits:>7} {cells[0]:>16} {cells[1]:>16} {cells[2]:>16}\n")
+        out.write("\n")
+
+
+CSV_COLUMNS = (
+    "row", "line", "tree_version", "name", "calls", "contained", "self_served", "transferred", "abandoned",
+    "failed", "average_seconds", "visits", "drop_off", "no_input", "no_match",
+)  # fmt: skip
+
+
+def write_csv(reports: list[Any], out: TextIO) -> None:
+    """One `line` row per line and tree version, then a `reason` row per transfer reason and a `node` row
+    per node."""
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in reports:
+        base = {"line": r.line, "tree_version": r.tree_version}
+        writer.writerow(
+            {
+                **base,
+                "row": "line",
+                "calls": r.calls,
+                "contained": r.contained,
+                "self_served": r.self_served,
+                "transferred": r.transferred,
+                "abandoned": r.abandoned,
+                "failed": r.failed,
+                "average_seconds": f"{r.average_seconds:.1f}",
+            }
+        )
+        for reason, count in sorted(r.transfer_reasons.items()):
+            writer.writerow({**base, "row": "reason", "name": reason, "transferred": count})
+        for node, f in sorted(r.nodes.items()):
+            writer.writerow(
+                {
+                    **base,
+                    "row": "node",
+                    "name": node,
+                    "visits": f.visits,
+                    "drop_off": f.drop_off,
+                    "no_input": f.no_input,
+                    "no_match": f.no_match,
+                }
+            )

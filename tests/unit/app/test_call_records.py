@@ -1,0 +1,98 @@
+"""A record per call: what is kept of the caller and their inputs (never a secret), and how a call's
+ending is classified."""
+
+from __future__ import annotations
+
+from ivr.app.records import CallTrace, call_record, caller_key, classify
+from ivr.engine.commands import Collect, PromptRef
+from ivr.engine.events import CallStarted, Digits, NoInput, Speech
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+MENU = Collect(prompts=(PromptRef("main_menu"),), max_digits=1)
+NUMBER = Collect(prompts=(PromptRef("ask_number"),), max_digits=11)
+PIN = Collect(prompts=(PromptRef("ask_pin"),), max_digits=4, secret=True)
+
+
+def test_inputs_keep_menu_keys_but_never_numbers_or_secrets() -> None:
+    trace = CallTrace(clock=Clock())
+    trace.input("main", MENU, Digits("1"))
+    trace.input("ask_number", NUMBER, Digits("79161234567"))
+    trace.input("ask_pin", PIN, Digits("1234"))
+    trace.input("ask_pin", PIN, Speech("один два три четыре", 0.9))
+    trace.input("main", MENU, NoInput())
+    values = [(i["kind"], i["value"]) for i in trace.inputs]
+    assert values == [
+        ("digits", "1"),
+        ("digits", "11 digits"),
+        ("digits", "secret"),
+        ("speech", "secret"),
+        ("no_input", ""),
+    ]
+    assert "79161234567" not in repr(trace.inputs) and "1234" not in repr(trace.inputs)
+
+
+def test_nodes_are_kept_once_per_entry_with_their_time() -> None:
+    clock = Clock()
+    trace = CallTrace(clock=clock)
+    trace.enter("welcome")
+    clock.now += 1.5
+    trace.enter("main")
+    trace.enter("main")  # still there: not a new visit
+    clock.now += 2.0
+    trace.enter("balance")
+    assert trace.nodes == [
+        {"node": "welcome", "at_ms": 0},
+        {"node": "main", "at_ms": 1500},
+        {"node": "balance", "at_ms": 3500},
+    ]
+    assert trace.last_node == "balance"
+
+
+def test_a_refused_input_becomes_a_no_match() -> None:
+    trace = CallTrace(clock=Clock())
+    trace.input("main", MENU, Digits("7"))
+    trace.no_match()
+    assert trace.inputs[-1]["kind"] == "no_match" and trace.inputs[-1]["value"] == "7"
+
+
+def test_how_a_call_ended() -> None:
+    identified = [{"name": "subscriber.identify", "status": "found", "ms": 3}]
+    served = [*identified, {"name": "balance.report", "status": "ok", "ms": 5}]
+    failed_service = [*identified, {"name": "balance.report", "status": "error", "ms": 5}]
+    assert classify("transfer", served) == "transferred"
+    assert classify("error", served) == "failed"
+    assert classify("cancelled", []) == "failed"
+    assert classify("hangup", identified) == "self_served"  # the tree said goodbye
+    assert classify("caller_hangup", served) == "self_served"
+    assert classify("caller_hangup", identified) == "abandoned"  # identified, then hung up in the menu
+    assert classify("caller_hangup", failed_service) == "abandoned"
+    assert classify("caller_hangup", []) == "abandoned"
+
+
+def test_the_caller_is_kept_masked_and_as_a_keyed_hash() -> None:
+    call = CallStarted(line="operator", did="0505", caller_id="79161234567", call_id="c-1")
+    trace = CallTrace(clock=Clock())
+    trace.action("balance.report", "ok", 0.004)
+    trace.state({"authenticated": True, "auth_method": "caller_id"}, "2026.12.1")
+    record = call_record(
+        call, trace, result="caller_hangup", reason="", queue="", subscriber_id="1", seconds=9.5, key="k1"
+    )
+    assert record.caller_masked == "7916*****67"
+    assert record.caller_key == caller_key("79161234567", "k1") and record.caller_key
+    assert "79161234567" not in repr(record.__dict__)
+    assert (record.outcome, record.trust, record.tree_version, record.subscriber_id) == (
+        "self_served",
+        "caller_id",
+        "2026.12.1",
+        1,
+    )
+    assert caller_key("79161234567", "k2") != record.caller_key  # another installation, another hash
+    assert caller_key("", "k1") is None and caller_key("79161234567", "") is None
