@@ -53,6 +53,9 @@ class Settings:
 
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
+    # Let a second `ivr serve` listen on the same port (SO_REUSEPORT): the upgrade without dropped calls
+    # (docs/operations.md, Running under systemd). Off by default, so a stray second server fails loudly.
+    agi_reuse_port: bool = False
     # Seconds to wait for any single answer from Asterisk before giving the call up as lost.
     agi_read_timeout: float = 30.0
 

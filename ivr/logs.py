@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import logging.handlers
 import re
 import sys
 import time
@@ -84,7 +85,8 @@ def setup_logging(settings: Settings, *, to_stderr: bool = True, filename: str |
         handlers.append(logging.StreamHandler(sys.stderr))
     if filename:
         settings.logs.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(settings.logs / filename, encoding="utf-8"))
+        # Watched: reopened when logrotate moves the file (scripts/systemd/ivr.logrotate).
+        handlers.append(logging.handlers.WatchedFileHandler(settings.logs / filename, encoding="utf-8"))
     for handler in handlers:
         handler._ivr = True  # type: ignore[attr-defined]
         handler.setFormatter(logging.Formatter(FORMAT))

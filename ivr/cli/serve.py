@@ -115,6 +115,7 @@ async def _serve(settings: Settings, *, grace: float, stats_file: str | None = N
         grace_seconds=grace,
         max_calls=settings.max_calls,
         overload_lag=settings.overload_lag,
+        reuse_port=settings.agi_reuse_port,
     )
     loop = asyncio.get_running_loop()
     app.on_action_wait = lambda waited: server.action_wait.note(loop.time(), waited)

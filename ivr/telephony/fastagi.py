@@ -116,6 +116,9 @@ class FastAgiServer:
     max_calls: int = 1000
     # Connections still sending their header; beyond this, new ones are closed at once.
     max_pending: int = 2000
+    # Listen with SO_REUSEPORT: another server may share the port (an upgrade: the new one takes new calls
+    # while this one finishes its own).
+    reuse_port: bool = False
     # New calls are refused (busy) while the event loop runs this many seconds late; 0 turns it off.
     overload_lag: float = 0.25
     loop_lag: LoopLag = field(default_factory=LoopLag)
@@ -134,8 +137,10 @@ class FastAgiServer:
 
     async def start(self) -> None:
         self._stopping = asyncio.Event()
+        self._server = await asyncio.start_server(
+            self._connection, self.host, self.port, limit=MAX_LINE, reuse_port=self.reuse_port or None
+        )
         self.loop_lag.start()
-        self._server = await asyncio.start_server(self._connection, self.host, self.port, limit=MAX_LINE)
         sockets = self._server.sockets or ()
         if sockets:
             self.port = sockets[0].getsockname()[1]

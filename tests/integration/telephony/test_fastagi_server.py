@@ -294,6 +294,7 @@ def test_a_lagging_event_loop_turns_new_calls_away_until_it_recovers(tmp_path: P
     in progress keep the loop; once the lag is out of the window, calls are welcome again."""
 
     async def scenario(server: FastAgiServer) -> None:
+        await asyncio.sleep(0.06)  # the lag monitor is under way
         time.sleep(0.4)  # the loop is stalled (as by work that does not belong on it)
         await asyncio.sleep(0.15)  # the lag monitor wakes up late and notes it
         assert server.loop_lag.lag > 0.2
@@ -400,3 +401,28 @@ def test_actions_queueing_for_a_worker_turn_new_calls_away(tmp_path: Path) -> No
     server = run_with_server(tmp_path, scenario, overload_lag=0.5)
     assert (server.served, server.busy) == (1, 1)
     assert server.figures()["action_wait_worst_s"] == 0.9
+
+
+def test_two_servers_share_the_port_so_an_upgrade_drops_no_call(tmp_path: Path) -> None:
+    """With reuse_port (the systemd template's upgrade): the new server listens beside the old one; the
+    old one stops and every new call reaches the new one. Without it, a second server is refused."""
+
+    def factory(call: CallStarted, channel: CallChannel) -> Session:
+        return Session(MenuDouble(), channel, invoke, call)
+
+    async def main() -> tuple[int, int]:
+        handler = CallHandler(factory, Voice(tmp_path), read_timeout=5.0)
+        old = FastAgiServer(handler, port=0, reuse_port=True)
+        await old.start()
+        new = FastAgiServer(handler, port=old.port, reuse_port=True)
+        await new.start()
+        stray = FastAgiServer(handler, port=old.port)
+        with pytest.raises(OSError):
+            await stray.start()  # by default a second server on the port fails loudly
+        await old.shutdown()
+        for _ in range(5):
+            await normal_call(new)
+        await new.shutdown()
+        return old.served, new.served
+
+    assert asyncio.run(main()) == (0, 5)
