@@ -73,7 +73,8 @@ def test_a_key_like_no_setting_lists_the_settings(home: Path) -> None:
 def test_a_table_is_refused_with_the_top_level_keys(home: Path) -> None:
     write_settings(home, "[agi]\nport = 4573\n")
     assert refusal().endswith(
-        "unknown setting 'agi' (a table; settings are top-level keys: agi_host, agi_port, agi_read_timeout)"
+        "unknown setting 'agi' (a table; settings are top-level keys: "
+        "agi_host, agi_port, agi_reuse_port, agi_read_timeout)"
     )
 
 
