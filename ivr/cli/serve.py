@@ -97,6 +97,7 @@ async def _serve(settings: Settings, *, grace: float, stats_file: str | None = N
     app = build_app(settings, serving=True)
     metrics = LineMetrics()
     app.on_action_done = metrics.action_done
+    call_end, records = _call_end_hook(app, metrics)
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=action_workers(settings), thread_name_prefix="action")
     )
@@ -106,7 +107,7 @@ async def _serve(settings: Settings, *, grace: float, stats_file: str | None = N
         default_language=settings.default_language,
         read_timeout=settings.agi_read_timeout,
         reload=app.reload,
-        on_call_end=_call_end_hook(app, metrics, asyncio.get_running_loop()),
+        on_call_end=call_end,
     )
     server = FastAgiServer(
         handler,
@@ -135,15 +136,17 @@ async def _serve(settings: Settings, *, grace: float, stats_file: str | None = N
     try:
         await server.serve_until_stopped()
     finally:
+        if records is not None:
+            records.close()  # the records of the last calls, before the database goes
         app.close()
         if stats_file:
             Path(stats_file).write_text(json.dumps(server.figures(), indent=2) + "\n", encoding="utf-8")
     return 0
 
 
-def _call_end_hook(app: Any, metrics: Any, loop: asyncio.AbstractEventLoop | None) -> Any:
-    """What happens when a call ends: its metrics, and its record written in a worker thread (with no
-    loop: at once, as `ivr agi` does at the end of its one call)."""
+def _call_end_hook(app: Any, metrics: Any) -> tuple[Any, Any]:
+    """What happens when a call ends: its metrics, and its record queued for the records' writer (returned
+    too: close it when the server or the one-call process ends, which writes what is queued)."""
     from ivr.app.records import record_of
 
     records = app.call_records()
@@ -155,14 +158,10 @@ def _call_end_hook(app: Any, metrics: Any, loop: asyncio.AbstractEventLoop | Non
         if records is None:
             return
         record = record_of(session, seconds, records.key)
-        if record is None:
-            return
-        if loop is None:
-            records.write(record)
-        else:
-            loop.run_in_executor(None, records.write, record)
+        if record is not None:
+            records.submit(record)
 
-    return ended
+    return ended, records
 
 
 # ---- agi --------------------------------------------------------------------------------------------
@@ -189,12 +188,13 @@ def cmd_agi(settings: Settings, args: argparse.Namespace) -> int:
     except Exception:
         log.exception("cannot start the line; the dialplan's failure path takes over")
         return 1
+    call_end, records = _call_end_hook(app, None)
     handler = CallHandler(
         app.session,
         app.voice,
         default_language=settings.default_language,
         read_timeout=settings.agi_read_timeout,
-        on_call_end=_call_end_hook(app, None, None),
+        on_call_end=call_end,
     )
     make_channel = _eagi_channel_factory(settings, handler) if args.eagi else None
 
@@ -216,6 +216,8 @@ def cmd_agi(settings: Settings, args: argparse.Namespace) -> int:
         log.error("stdio AGI call not run: %s", exc)
         return 1
     finally:
+        if records is not None:
+            records.close()
         app.close()
 
 

@@ -3,7 +3,10 @@ ending is classified."""
 
 from __future__ import annotations
 
-from ivr.app.records import CallTrace, call_record, caller_key, classify
+import time
+
+from ivr.app.records import CallRecords, CallTrace, call_record, caller_key, classify
+from ivr.db.models import IvrCall
 from ivr.engine.commands import Collect, PromptRef
 from ivr.engine.events import CallStarted, Digits, NoInput, Speech
 
@@ -96,3 +99,55 @@ def test_the_caller_is_kept_masked_and_as_a_keyed_hash() -> None:
     )
     assert caller_key("79161234567", "k2") != record.caller_key  # another installation, another hash
     assert caller_key("", "k1") is None and caller_key("79161234567", "") is None
+
+
+class FakeUow:
+    def __init__(self, batches: list[int], fail: bool) -> None:
+        self.batches, self.fail = batches, fail
+        self.session = self
+        self._pending: list[object] = []
+
+    def __enter__(self) -> FakeUow:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_all(self, records: list[object]) -> None:
+        if self.fail:
+            raise RuntimeError("database away")
+        self._pending = list(records)
+
+    def commit(self) -> None:
+        if not self.batches:
+            time.sleep(0.2)  # a slow first commit: the calls ending meanwhile queue up behind it
+        self.batches.append(len(self._pending))
+
+
+def _records(n: int) -> list[IvrCall]:
+    call = CallStarted(line="operator", did="0505", caller_id="79161234567", call_id="c")
+    return [
+        call_record(call, CallTrace(clock=Clock()), result="hangup", reason="", queue="", subscriber_id="",
+                    seconds=1.0, key="k")
+        for _ in range(n)
+    ]  # fmt: skip
+
+
+def test_records_are_written_in_batches_by_their_own_thread_and_flushed_on_close() -> None:
+    batches: list[int] = []
+    writer = CallRecords(lambda write=False: FakeUow(batches, fail=False), key="k")
+    for record in _records(450):
+        writer.submit(record)
+    writer.close()
+    assert sum(batches) == 450 and writer.written == 450
+    assert all(size <= CallRecords.BATCH for size in batches)
+    assert len(batches) <= 4  # batched (the first alone, then up to 200 at a time), not one per call
+
+
+def test_a_database_failure_loses_the_batch_but_never_raises() -> None:
+    batches: list[int] = []
+    writer = CallRecords(lambda write=False: FakeUow(batches, fail=True), key="k")
+    for record in _records(3):
+        writer.submit(record)
+    writer.close()
+    assert batches == [] and writer.lost == 3 and writer.written == 0
