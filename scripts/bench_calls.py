@@ -380,6 +380,7 @@ def main() -> int:
         line = LocalLine.prepare(
             work / "var",
             log_level="WARNING",
+            overload_lag=None,  # the line's own overload protection, as in production
             rtp_ports=4 * biggest + 100,
             max_calls=args.max_calls or 2 * biggest,
         )

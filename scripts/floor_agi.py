@@ -1,9 +1,10 @@
 """The floor for scripts/bench_calls.py: the least a FastAGI server can do for the benchmark's call.
 
 No engine, no database, no logging per call: read the AGI header, play the menu's first prompt with every
-key as escape digit (again while the caller says nothing, as the line does), take key 1, publish the same channel variable our line publishes after the balance
-(IVR_LAST_ACTION=balance.report:ok), play one more prompt, and end with IVR_RESULT=hangup. Whatever our
-server costs above this is the price of the engine, the actions and the database.
+key as escape digit (again while the caller says nothing, as the line does), take key 1, publish the
+channel variable our line publishes after the balance (IVR_LAST_ACTION=balance.report:ok), play one more
+prompt, and end with IVR_RESULT=hangup. Whatever our server costs above this is the price of the engine,
+the actions and the database.
 
 Plain asyncio streams rather than panoramisk's fast_agi.Application: that one routes on the exact
 agi_network_script, and ours carries a query string (did, trust, roaming) that differs per number.
