@@ -362,6 +362,11 @@ def main() -> int:
         "--max-calls", type=int, default=0, help="the line's capacity (default: above the steps)"
     )
     parser.add_argument("--db-load", action="store_true", help="bonus redemptions on the database meanwhile")
+    parser.add_argument(
+        "--database-url",
+        help="run the line on this database (e.g. an empty PostgreSQL one; it is migrated and seeded) "
+        "instead of a fresh SQLite file",
+    )
     parser.add_argument("--keep-going", action="store_true", help="go on after a step with failed calls")
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--plot", type=Path, help="write the CPU and memory plot here (PNG)")
@@ -381,6 +386,7 @@ def main() -> int:
             work / "var",
             log_level="WARNING",
             overload_lag=None,  # the line's own overload protection, as in production
+            database_url=args.database_url,
             rtp_ports=4 * biggest + 100,
             max_calls=args.max_calls or 2 * biggest,
         )
