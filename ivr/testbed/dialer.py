@@ -139,7 +139,7 @@ def renumbered_pcap(source: Path, target: Path, *, index: int) -> None:
     target.write_bytes(bytes(data))
 
 
-def _wait(ms: int, label: str) -> str:
+def pause_step(ms: int, label: str) -> str:
     """A pause that still answers Asterisk's BYE: wait for one, move on when none comes in time."""
     return (
         f'  <recv request="BYE" timeout="{max(1, ms)}" ontimeout="{label}" next="theirbye"/>\n'
@@ -155,21 +155,21 @@ def _key_steps(
     pcaps: Path,
     speech: tuple[tuple[Path, int], ...] = (),
 ) -> str:
-    steps = [_wait(int(first_wait * 1000), "k0")]
+    steps = [pause_step(int(first_wait * 1000), "k0")]
     for n, (pcap, after_ms) in enumerate(speech):  # RTP pcaps of the caller's voice (ivr.testbed.rtp_pcap)
         steps.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
-        steps.append(_wait(after_ms, f"s{n}"))
+        steps.append(pause_step(after_ms, f"s{n}"))
     for n, key in enumerate(keys, start=1):
         if key == ",":
-            steps.append(_wait(1000, f"k{n}"))
+            steps.append(pause_step(1000, f"k{n}"))
             continue
         if key not in KEY_PCAP:
             raise DialError(f"cannot send key {key!r}")
         pcap = pcaps / f"key{n:03d}.pcap"
         renumbered_pcap(PCAP_DIR / KEY_PCAP[key], pcap, index=n)
         steps.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
-        steps.append(_wait(gap_ms, f"k{n}"))
-    steps.append(_wait(int(wait * 1000), "ourbye"))
+        steps.append(pause_step(gap_ms, f"k{n}"))
+    steps.append(pause_step(int(wait * 1000), "ourbye"))
     return "\n".join(steps)
 
 
@@ -193,19 +193,38 @@ def scenario(
         if caller
         else (f'P-Asserted-Identity: "{token}" <sip:anonymous@anonymous.invalid>\n      Privacy: id')
     )
-    ruri = f"sip:{number}@127.0.0.1:{sip_port}"
+    return uac_scenario(
+        f"ivr dial {number}",
+        f"sip:{number}@127.0.0.1:{sip_port}",
+        identity=pai,
+        dtmf_payload=101,
+        steps=_key_steps(keys, first_wait, gap_ms, wait, pcaps, speech),
+    )
+
+
+TESTER = '"tester" <sip:tester@[local_ip]:[local_port]>'
+
+
+def uac_scenario(
+    name: str, ruri: str, *, identity: str, dtmf_payload: int, steps: str, sender: str = TESTER
+) -> str:
+    """The one sipp UAC call both drivers place (this dialer and ivr.testbed.loadgen): INVITE from
+    `sender` with the `identity` header lines (P-Asserted-Identity, or none), an SDP offering A-law and
+    telephone-event on `dtmf_payload`, ACK, the `steps`, then our BYE, or a 200 OK to the line's BYE
+    (the steps jump to the label "theirbye" when it comes)."""
+    head = f"""      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: {sender};tag=[pid]SIPpTag00[call_number]"""
+    identity_line = f"\n      {identity}" if identity else ""
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="ivr dial {number}">
+<scenario name="{name}">
   <send retrans="500">
     <![CDATA[
       INVITE {ruri} SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "tester" <sip:tester@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+{head}
       To: <{ruri}>
       Call-ID: [call_id]
       CSeq: 1 INVITE
-      Contact: <sip:tester@[local_ip]:[local_port]>
-      {pai}
+      Contact: <sip:tester@[local_ip]:[local_port]>{identity_line}
       Max-Forwards: 70
       Content-Type: application/sdp
       Content-Length: [len]
@@ -215,10 +234,10 @@ def scenario(
       s=-
       c=IN IP[media_ip_type] [media_ip]
       t=0 0
-      m=audio [media_port] RTP/AVP 8 101
+      m=audio [media_port] RTP/AVP 8 {dtmf_payload}
       a=rtpmap:8 PCMA/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
+      a=rtpmap:{dtmf_payload} telephone-event/8000
+      a=fmtp:{dtmf_payload} 0-15
       a=sendrecv
     ]]>
   </send>
@@ -229,8 +248,7 @@ def scenario(
   <send>
     <![CDATA[
       ACK {ruri} SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "tester" <sip:tester@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+{head}
       To: <{ruri}>[peer_tag_param]
       Call-ID: [call_id]
       CSeq: 1 ACK
@@ -240,12 +258,11 @@ def scenario(
 
     ]]>
   </send>
-{_key_steps(keys, first_wait, gap_ms, wait, pcaps, speech)}
+{steps}
   <send retrans="500">
     <![CDATA[
       BYE {ruri} SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "tester" <sip:tester@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+{head}
       To: <{ruri}>[peer_tag_param]
       Call-ID: [call_id]
       CSeq: 2 BYE

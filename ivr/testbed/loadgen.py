@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ivr.config import Settings
 from ivr.telephony.ami import CallRecord, CallWatcher
-from ivr.testbed.dialer import DialError, free_udp_port
+from ivr.testbed.dialer import TESTER, DialError, free_udp_port, pause_step, uac_scenario
 
 KEYS = frozenset("0123456789*#")
 # sipp's own sockets, files and threads besides the calls; each call needs a few descriptors at most.
@@ -127,109 +127,29 @@ def injection_file(path: Path, tokens: Sequence[str], calls: Sequence[PlannedCal
             writer.writerow([token, call.caller or "anonymous", call.keys])
 
 
-def _pause(ms: int, label: str) -> str:
-    """A pause that still answers the line's BYE."""
-    return (
-        f'  <recv request="BYE" timeout="{max(1, ms)}" ontimeout="{label}" next="theirbye"/>\n'
-        f'  <label id="{label}"/>'
-    )
-
-
 def scenario(number: str, sip_port: int, plan: LoadPlan) -> str:
     """One UAC scenario for every call; the row of the injection file fills [field0..2]."""
-    ruri = f"sip:{number}@127.0.0.1:{sip_port}"
     keys_ms = int(plan.gap * 1000)
     longest = max(len(c.keys) for c in plan.calls)
-    steps = [_pause(int(plan.first_wait * 1000), "k0")]
+    steps = [pause_step(int(plan.first_wait * 1000), "k0")]
     if longest:
         # play_dtmf sends the whole field as RFC 2833 events (payload type 96, fixed in sipp: hence the
         # SDP), one key after the other, 200 ms each.
         steps.append('  <nop><action><exec play_dtmf="[field2]"/></action></nop>')
-        steps.append(_pause(longest * (200 + keys_ms), "k1"))
-    steps.append(_pause(int(plan.hold * 1000), "ourbye"))
+        steps.append(pause_step(longest * (200 + keys_ms), "k1"))
+    steps.append(pause_step(int(plan.hold * 1000), "ourbye"))
     if plan.caller_in == "from":  # the number in From (display name = the AMI token), no PAI
-        sender = '"[field0]" <sip:[field1]@[local_ip]:[local_port]>'
-        pai = ""
+        sender, identity = '"[field0]" <sip:[field1]@[local_ip]:[local_port]>', ""
     else:
-        sender = '"tester" <sip:tester@[local_ip]:[local_port]>'
-        pai = '\n      P-Asserted-Identity: "[field0]" <sip:[field1]@127.0.0.1>'
-    head = f"""      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: {sender};tag=[pid]SIPpTag00[call_number]"""
-    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="ivr load {number}">
-  <send retrans="500">
-    <![CDATA[
-      INVITE {ruri} SIP/2.0
-{head}
-      To: <{ruri}>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:tester@[local_ip]:[local_port]>{pai}
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=tester 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 8 96
-      a=rtpmap:8 PCMA/8000
-      a=rtpmap:96 telephone-event/8000
-      a=fmtp:96 0-15
-      a=sendrecv
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
-  <recv response="200" rtd="true"/>
-  <send>
-    <![CDATA[
-      ACK {ruri} SIP/2.0
-{head}
-      To: <{ruri}>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: <sip:tester@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-{chr(10).join(steps)}
-  <send retrans="500">
-    <![CDATA[
-      BYE {ruri} SIP/2.0
-{head}
-      To: <{ruri}>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Contact: <sip:tester@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200" crlf="true" next="end"/>
-  <label id="theirbye"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:tester@[local_ip]:[local_port]>
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <label id="end"/>
-</scenario>
-"""
+        sender, identity = TESTER, 'P-Asserted-Identity: "[field0]" <sip:[field1]@127.0.0.1>'
+    return uac_scenario(
+        f"ivr load {number}",
+        f"sip:{number}@127.0.0.1:{sip_port}",
+        identity=identity,
+        dtmf_payload=96,
+        steps="\n".join(steps),
+        sender=sender,
+    )
 
 
 def _sipp_counts(stat_file: Path) -> tuple[int, int]:
