@@ -316,6 +316,19 @@ async def run_sipp(
         "-timeout", f"{int(timeout)}s", "-timeout_error",
         "-trace_err", "-error_file", str(errors), "-nostdin", *extra_args,
     ]  # fmt: skip
+    try:
+        code, text = await sipp_process(argv, workdir, deadline=timeout + 10, error_log=errors, tail=2000)
+    finally:
+        _media_ports_given.discard(media_port)
+    return (0, "") if code == 0 else (code, text)
+
+
+async def sipp_process(
+    argv: list[str], workdir: Path, *, deadline: float, error_log: Path, tail: int
+) -> tuple[int, str]:
+    """Run sipp (`argv`) in `workdir` until it exits or `deadline` seconds pass (then it is killed and the
+    code is -1). Returns the exit code and what sipp said: its stderr, then the last `tail` characters of
+    its error log. Used by the dialer (one call) and the load generator (every call)."""
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.DEVNULL,
@@ -324,19 +337,16 @@ async def run_sipp(
         cwd=workdir,
     )
     try:
-        _out, err = await asyncio.wait_for(proc.communicate(), timeout + 10)
+        _out, err = await asyncio.wait_for(proc.communicate(), deadline)
+        code = int(proc.returncode or 0)
+        text = err.decode(errors="replace")
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        return -1, "sipp did not finish in time"
-    finally:
-        _media_ports_given.discard(media_port)
-    if not proc.returncode:
-        return 0, ""
-    text = err.decode(errors="replace")
-    if errors.exists():
-        text += errors.read_text(errors="replace")[-2000:]
-    return int(proc.returncode), text
+        code, text = -1, "sipp did not finish in time\n"
+    if error_log.exists():
+        text += error_log.read_text(errors="replace")[-tail:]
+    return code, text
 
 
 async def dial(

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ivr.config import Settings
 from ivr.telephony.ami import CallRecord, CallWatcher
-from ivr.testbed.dialer import TESTER, DialError, free_udp_port, pause_step, uac_scenario
+from ivr.testbed.dialer import TESTER, DialError, free_udp_port, pause_step, sipp_process, uac_scenario
 
 KEYS = frozenset("0123456789*#")
 # sipp's own sockets, files and threads besides the calls; each call needs a few descriptors at most.
@@ -203,26 +203,12 @@ async def run_load(settings: Settings, plan: LoadPlan, *, watcher: CallWatcher |
             ]  # fmt: skip
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             began = time.monotonic()
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=work,
+            sipp_exit, errors = await sipp_process(
+                argv, work, deadline=plan.timeout + 60, error_log=work / "errors.log", tail=3000
             )
-            try:
-                _out, err = await asyncio.wait_for(proc.communicate(), plan.timeout + 60)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-                err = b"sipp did not finish in time"
             wall = time.monotonic() - began
             sipp_cpu = _children_cpu_after_wait(before)
             successful, failed = _sipp_counts(work / "stat.csv")
-            errors = err.decode(errors="replace")
-            error_log = work / "errors.log"
-            if error_log.exists():
-                errors += error_log.read_text(errors="replace")[-3000:]
         outcomes: list[CallOutcome] = []
         for token, planned in zip(tokens, plan.calls, strict=True):
             future = expected[token]
@@ -236,7 +222,7 @@ async def run_load(settings: Settings, plan: LoadPlan, *, watcher: CallWatcher |
             plan=plan,
             outcomes=outcomes,
             wall=wall,
-            sipp_exit=int(proc.returncode if proc.returncode is not None else -1),
+            sipp_exit=sipp_exit,
             sipp_cpu=sipp_cpu,
             sipp_successful=successful,
             sipp_failed=failed,
