@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from e2e_support import require_line_pieces
+from e2e_support import running_line
 
 from ivr.testbed.localline import LocalLine
 
@@ -16,12 +16,9 @@ from ivr.testbed.localline import LocalLine
 def line_stack(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[LocalLine]:
-    require_line_pieces()
-    line = LocalLine.prepare(tmp_path_factory.mktemp("e2e") / "var")
-    line.start()
-    try:
-        yield line
-    finally:
-        line.stop()
-        if request.config.getoption("--keep-e2e-var"):
-            print(f"\ne2e var dir kept: {line.var}")
+    with running_line(tmp_path_factory.mktemp("e2e") / "var") as line:
+        try:
+            yield line
+        finally:
+            if request.config.getoption("--keep-e2e-var"):
+                print(f"\ne2e var dir kept: {line.var}")

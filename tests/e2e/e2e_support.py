@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ivr.testbed.localline import missing_pieces
+from ivr.testbed.localline import LocalLine, missing_pieces
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -19,3 +23,16 @@ def require_line_pieces() -> None:
         if IN_CI:
             pytest.fail(reason)
         pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def running_line(var: Path, **prepare: Any) -> Iterator[LocalLine]:
+    """A private line (Asterisk + `ivr serve`) in `var` for a test module, stopped whatever happens;
+    `prepare` goes to LocalLine.prepare (e.g. max_calls). Skips (fails under CI) without the pieces."""
+    require_line_pieces()
+    line = LocalLine.prepare(var, **prepare)
+    line.start()
+    try:
+        yield line
+    finally:
+        line.stop()

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from e2e_support import require_line_pieces
+from e2e_support import running_line
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session as DbSession
 
@@ -28,13 +28,8 @@ IVAN, OLEG, MARIA, SERGEY = "79161234567", "79161110002", "79161110001", "791611
 
 @pytest.fixture(scope="module")
 def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLine]:
-    require_line_pieces()
-    local = LocalLine.prepare(tmp_path_factory.mktemp("report") / "var")
-    local.start()
-    try:
+    with running_line(tmp_path_factory.mktemp("report") / "var") as local:
         yield local
-    finally:
-        local.stop()
 
 
 def test_the_report_matches_the_calls_placed(line: LocalLine) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_support import require_line_pieces
+from e2e_support import running_line
 
 from ivr.telephony.ami import CallRecord
 from ivr.testbed.loadgen import LoadPlan, PlannedCall, run_load
@@ -50,16 +50,11 @@ def test_one_sipp_places_every_call_asked_and_each_is_checked(line_stack: LocalL
 @pytest.fixture(scope="module")
 def small_line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalLine, Path]]:
     """A line whose dialplan takes 2 calls at once, with a server that takes 1."""
-    require_line_pieces()
-    line = LocalLine.prepare(tmp_path_factory.mktemp("capacity") / "var", max_calls=2)
-    stats = line.var / "serve-stats.json"
-    line.start()
-    try:
+    with running_line(tmp_path_factory.mktemp("capacity") / "var", max_calls=2) as line:
+        stats = line.var / "serve-stats.json"
         line.stop_server()
         line.start_server("--max-calls", "1", "--stats-file", str(stats))
         yield line, stats
-    finally:
-        line.stop()
 
 
 def test_past_capacity_callers_hear_the_line_is_busy_and_the_call_in_progress_goes_on(

@@ -19,7 +19,7 @@ import pytest
 sys.path.append(str(Path(__file__).resolve().parents[1]))  # tests/, for dbfixtures
 
 from dbfixtures import PgCluster, find_pg_bin
-from e2e_support import IN_CI, require_line_pieces
+from e2e_support import IN_CI, running_line
 from test_calls import ACTION_LIMIT, IVAN, actions_of, assert_never_silent, call, call_timeline
 
 from ivr.testbed.localline import LocalLine, free_port
@@ -54,13 +54,8 @@ def postgres() -> Iterator[PgCluster]:
 
 @pytest.fixture(scope="module")
 def pg_line(tmp_path_factory: pytest.TempPathFactory, postgres: PgCluster) -> Iterator[LocalLine]:
-    require_line_pieces()
-    line = LocalLine.prepare(tmp_path_factory.mktemp("e2e-pg") / "var", database_url=postgres.url("ivr"))
-    line.start()
-    try:
+    with running_line(tmp_path_factory.mktemp("e2e-pg") / "var", database_url=postgres.url("ivr")) as line:
         yield line
-    finally:
-        line.stop()
 
 
 def _server_pids(cluster: PgCluster) -> list[int]:
