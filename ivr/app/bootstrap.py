@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from ivr.app import actions
 from ivr.app.lines import LinesFileError, load_service_numbers
+from ivr.app.queueing import BookCallback, CallbackAsk, QueuePolicy
 from ivr.app.records import CallRecords, CallTrace
 from ivr.app.session import ActionInvoker, Session
 from ivr.app.sms import SmsPump, mail_sender_from_settings, sender_from_settings
@@ -34,6 +35,7 @@ from ivr.engine.events import ActionResult, CallStarted
 from ivr.engine.tree import Tree
 from ivr.prompts.render import MANIFEST, check_prompts
 from ivr.prompts.voice import PromptVoice
+from ivr.services import callbacks
 from ivr.telephony.channel import CallChannel
 from ivr.trees.checks import prompt_keys
 from ivr.trees.store import TreeStore
@@ -185,7 +187,38 @@ class LineApp:
             operator_queue=queue,
             max_call_seconds=float(max_seconds),
             trace=CallTrace() if self.settings.call_records else None,
+            queue_policy=QueuePolicy(
+                callbacks=self.settings.callbacks, offer_after=float(self.settings.callback_offer_after)
+            ),
+            book_callback=self._callback_booker(call) if self.settings.callbacks else None,
         )
+
+    def _callback_booker(self, call: CallStarted) -> BookCallback:
+        """Books a callback for `call` in a worker thread, in its own transaction."""
+
+        async def book(ask: CallbackAsk) -> str:
+            uow_factory = self._database()
+
+            def run() -> str:
+                with uow_factory(write=True) as uow:
+                    return callbacks.book(
+                        uow,
+                        call_id=call.call_id or f"anon-{id(ask)}",
+                        line=call.line,
+                        did=call.did,
+                        queue=ask.queue,
+                        number=ask.number,
+                        language=call.language,
+                        context=dict(ask.context),
+                    ).status
+
+            try:
+                return await asyncio.to_thread(run)
+            except Exception:
+                log.exception("booking a callback failed")
+                return "error"
+
+        return book
 
     def call_records(self) -> CallRecords | None:
         """The writer of call records (None when the setting call_records is off)."""
@@ -225,6 +258,10 @@ class LineApp:
             return ActionResult(status=result.status, values=dict(result.values or {}))
 
         return invoke
+
+    def database(self) -> Any:
+        """The line's unit-of-work factory (made on first use)."""
+        return self._database()
 
     def _database(self) -> Any:
         """The unit-of-work factory (one per process) and the SMS outbox pump beside it, made on first use."""

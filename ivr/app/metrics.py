@@ -17,12 +17,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 # How a call ended (ivr.app.session.CallOutcome.result) -> the outcome label.
-OUTCOMES = ("hangup", "transfer", "caller_hangup", "error", "cancelled")
+OUTCOMES = ("hangup", "transfer", "callback", "caller_hangup", "error", "cancelled")
+QUEUE_BUCKETS = (5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600)
+# How a callback attempt ended (ivr.app.callbacks): anything else is folded into "other".
+CALLBACK_RESULTS = (
+    "answered",
+    "agent_unavailable",
+    "noanswer",
+    "busy",
+    "congestion",
+    "chanunavail",
+    "cancel",
+    "ami_error",
+)
 CALL_BUCKETS = (5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 900)
 ACTION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 6.0, 10.0)
 
@@ -56,11 +68,41 @@ class LineMetrics:
             registry=self.registry,
         )
 
+        self.queue_wait = Histogram(
+            "ivr_queue_wait_seconds",
+            "How long callers waited in an operator queue, by queue and how the wait ended",
+            ["queue", "outcome"],
+            buckets=QUEUE_BUCKETS,
+            registry=reg,
+        )
+        self.callbacks = Counter(
+            "ivr_callback_attempts", "Callback attempts placed, by how they ended", ["result"], registry=reg
+        )
+        self.ami_connected = Gauge(
+            "ivr_ami_connected", "1 while the AMI link to Asterisk is up", registry=reg
+        )
+        self.ami_logins = Counter(
+            "ivr_ami_logins",
+            "AMI logins (the first, then one per reconnect after Asterisk restarts)",
+            registry=reg,
+        )
+
+    def ami_state(self, connected: bool) -> None:
+        self.ami_connected.set(1 if connected else 0)
+        if connected:
+            self.ami_logins.inc()
+
+    def queue_waited(self, queue: str, outcome: str, seconds: float) -> None:
+        self.queue_wait.labels(_reason(queue), outcome).observe(max(0.0, seconds))
+
+    def callback_result(self, result: str) -> None:
+        self.callbacks.labels(result if result in CALLBACK_RESULTS else "other").inc()
+
     def call_ended(self, line: str, outcome: str, seconds: float, reason: str = "") -> None:
         label = outcome if outcome in OUTCOMES else "error"
         self.calls.labels(line, label).inc()
         self.call_seconds.labels(line).observe(max(0.0, seconds))
-        if label == "transfer":
+        if label in ("transfer", "callback"):
             self.transfers.labels(line, _reason(reason)).inc()
 
     def action_done(self, name: str, status: str, seconds: float) -> None:

@@ -106,7 +106,7 @@ class CallTrace:
 
 def classify(result: str, actions: list[dict[str, Any]]) -> str:
     """The record's outcome from the session's result and the actions that ran (see the module text)."""
-    if result == "transfer":
+    if result in ("transfer", "callback"):  # a booked callback is a transfer that calls back
         return "transferred"
     if result in ("error", "cancelled"):
         return "failed"

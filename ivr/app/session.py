@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ivr.app.queueing import CALLBACK, BookCallback, QueuePolicy, enter_queue
 from ivr.app.records import CallTrace
 from ivr.engine.commands import (
     Collect,
@@ -52,7 +53,8 @@ class DialogEngine(Protocol):
 
 @dataclass
 class CallOutcome:
-    result: str = "hangup"  # hangup | transfer | caller_hangup | error | cancelled (server shutdown)
+    # hangup | transfer | callback (booked instead of queueing) | caller_hangup | error | cancelled (shutdown)
+    result: str = "hangup"
     queue: str = ""
     reason: str = ""
     actions: list[str] = field(default_factory=list)  # "name:status" in order
@@ -74,6 +76,10 @@ class Session:
     # The call's record as it goes (ivr.app.records); None keeps none.
     trace: CallTrace | None = None
     state: Any = None  # the engine's last state
+    # Joining the operator queue (ivr.app.queueing): place and wait said, a callback offered. None: the
+    # transfer goes straight to the dialplan.
+    queue_policy: QueuePolicy | None = None
+    book_callback: BookCallback | None = None
 
     async def run(self) -> CallOutcome:
         token = call_id_var.set(self.call.call_id or "-")
@@ -222,9 +228,34 @@ class Session:
         self.outcome.result = "transfer"
         self.outcome.queue = command.queue or self.operator_queue
         self.outcome.reason = command.reason
+        context = dict(command.context)
+        if self.outcome.actions:  # what the caller tried, so the operator does not ask again
+            context["tried"] = ",".join(self.outcome.actions[-6:])
+        if self.queue_policy is not None:
+            trace = self.trace
+
+            def heard(asked: Collect, collected: Any) -> None:
+                log.info("input %s", render_collected(asked, collected))
+                if trace is not None:
+                    trace.input("queue", asked, collected)
+
+            choice = await enter_queue(
+                self.channel,
+                self.outcome.queue,
+                caller_id=self.call.caller_id or "",
+                context=context,
+                policy=self.queue_policy,
+                book=self.book_callback,
+                on_input=heard,
+            )
+            if choice == CALLBACK:
+                self.outcome.result = "callback"
+                log.info("callback booked queue=%s reason=%s", self.outcome.queue, command.reason or "-")
+                await self.channel.hangup("callback")
+                return
         log.info("transfer queue=%s reason=%s", self.outcome.queue, command.reason or "-")
         await self.channel.transfer(
-            Transfer(queue=self.outcome.queue, reason=command.reason, context=command.context)
+            Transfer(queue=self.outcome.queue, reason=command.reason, context=context)
         )
 
     async def _fail_safe(self) -> None:

@@ -128,6 +128,7 @@ async def _serve(settings: Settings, *, grace: float, stats_file: str | None = N
             log.info("metrics on http://%s:%s/metrics", settings.metrics_host, port)
         except OSError as exc:  # the line runs without its metrics rather than not at all
             log.error("metrics not served on %s:%s: %s", settings.metrics_host, settings.metrics_port, exc)
+    ami_side = await _start_ami_side(settings, app, metrics)
     print(
         f"ivr serve: FastAGI on {settings.agi_host}:{server.port} (pid {os.getpid()})",
         file=sys.stderr,
@@ -136,12 +137,51 @@ async def _serve(settings: Settings, *, grace: float, stats_file: str | None = N
     try:
         await server.serve_until_stopped()
     finally:
+        await _stop_ami_side(ami_side)
         if records is not None:
             records.close()  # the records of the last calls, before the database goes
         app.close()
         if stats_file:
             Path(stats_file).write_text(json.dumps(server.figures(), indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+async def _start_ami_side(settings: Settings, app: Any, metrics: Any) -> tuple[Any, ...] | None:
+    """The AMI link (reconnecting by itself), the callback dialer and the queue-wait recorder. The line
+    serves calls without them: no AMI secret, or AMI down, only delays callbacks and queue-wait figures."""
+    from ivr.app.callbacks import CallbackDialer, QueueWaits
+    from ivr.telephony.ami import AmiLink
+
+    if not settings.ami_secret:
+        log.warning("no AMI secret: callbacks are not placed and queue waits are not recorded")
+        return None
+    database = app.database()
+    waits = QueueWaits(database if settings.call_records else None, on_wait=metrics.queue_waited)
+    dialer: Any = None
+    handlers = [waits.on_event]
+
+    def on_event(name: str, event: dict[str, str]) -> None:
+        for handler in handlers:
+            handler(name, event)
+
+    link = AmiLink(settings, on_event, on_state=metrics.ami_state)
+    if settings.callbacks:
+        dialer = CallbackDialer(database, link, settings, on_result=metrics.callback_result)
+        handlers.append(dialer.on_event)
+    link.start()
+    if dialer is not None:
+        dialer.start()
+    return link, dialer, waits
+
+
+async def _stop_ami_side(side: tuple[Any, ...] | None) -> None:
+    if side is None:
+        return
+    link, dialer, waits = side
+    if dialer is not None:
+        await dialer.stop()
+    await waits.drain()
+    await link.close()
 
 
 def _call_end_hook(app: Any, metrics: Any) -> tuple[Any, Any]:

@@ -442,6 +442,9 @@ class IvrCall(Base):
     transfer_reason: Mapped[str] = mapped_column(String(64), default="")
     queue: Mapped[str] = mapped_column(String(64), default="")
     queue_wait: Mapped[float | None] = mapped_column(Float, nullable=True)  # seconds, once queues report it
+    queue_result: Mapped[str] = mapped_column(
+        String(16), default="", server_default=""
+    )  # answered | abandoned
     subscriber_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_node: Mapped[str] = mapped_column(String(64), default="")
     # [{"node", "at_ms"}], [{"node", "kind", "value", "at_ms"}], [{"name", "status", "ms"}]
@@ -450,3 +453,33 @@ class IvrCall(Base):
     actions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
 
     __table_args__ = (Index("ix_ivr_call_line_started", "line", "started_at"),)
+
+
+class CallbackRequest(Base):
+    """A caller who chose to be called back instead of waiting in an operator queue (ivr.app.queueing).
+    `ivr serve` places it later through AMI (ivr.app.callbacks): an agent first, then the caller.
+
+    States: pending (due at `due_at`) -> dialing (claimed by one server: `claimed_by`, `attempts` + 1) ->
+    done | pending again (retry, when the agent or the caller did not answer) | failed (attempts used up,
+    or a claim whose outcome was lost: it is never placed twice). The number is kept in full because the
+    call must reach it; it never appears in a log or a metric."""
+
+    __tablename__ = "callback_request"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(64), unique=True)  # the call that asked: one request each
+    line: Mapped[str] = mapped_column(String(32))
+    did: Mapped[str] = mapped_column(String(32), default="")
+    queue: Mapped[str] = mapped_column(String(64))
+    number: Mapped[str] = mapped_column(String(20))
+    language: Mapped[str] = mapped_column(String(8), default="ru")
+    # What the agent should know (the transfer's context: no secret), as for a live transfer.
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    requested_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    due_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    claimed_by: Mapped[str] = mapped_column(String(64), default="")
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    last_result: Mapped[str] = mapped_column(String(32), default="")

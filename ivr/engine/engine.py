@@ -431,7 +431,7 @@ class _Run:
         context: dict[str, str] = {"line": self.tree.line, "node": self.node, "reason": reason}
         if self.last_action:
             context["last_action"] = self.last_action
-        for name in ("subscriber_id", "card_id", "authenticated", "language", *context_vars):
+        for name in ("subscriber_id", "card_id", "authenticated", "auth_method", "language", *context_vars):
             if name in self.secret_vars:
                 continue
             value = self.vars.get(name)

@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import wave
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote_plus
 
 from ivr.engine.commands import Collect, PromptRef, Transfer
 from ivr.engine.events import Digits, NoInput, Speech
 from ivr.telephony.agi import AgiResponse, AgiTransport, quote
-from ivr.telephony.channel import ChannelHungUp, prompt_keys
+from ivr.telephony.channel import ChannelHungUp, QueueStatus, prompt_keys
 from ivr.telephony.latency import KeyLatency
 
 log = logging.getLogger(__name__)
@@ -208,7 +210,43 @@ class AgiChannel:
         self.language = language
         await self._cmd(f"SET VARIABLE CHANNEL(language) {quote(language)}")
 
+    async def _function(self, expression: str) -> str:
+        """The value of a dialplan expression such as QUEUE_WAITING_COUNT(operators) ("" when unset)."""
+        response = await self._cmd(f"GET FULL VARIABLE {quote('${' + expression + '}')}")
+        return response.data if response.value == 1 else ""
+
+    async def queue_status(self, queue: str) -> QueueStatus | None:
+        if not _QUEUE_NAME.fullmatch(queue):
+            return None
+        if await self._function(f"QUEUE_EXISTS({queue})") != "1":
+            return None
+        waiting = await self._function(f"QUEUE_WAITING_COUNT({queue})")
+        logged = await self._function(f"QUEUE_MEMBER({queue},logged)")
+        free = await self._function(f"QUEUE_MEMBER({queue},free)")
+        # Reading QUEUE_VARIABLES sets QUEUEHOLDTIME (and others) on the channel.
+        await self._function(f"QUEUE_VARIABLES({queue})")
+        holdtime = await self._function("QUEUEHOLDTIME")
+        return QueueStatus(
+            waiting=_int(waiting),
+            agents_logged=_int(logged),
+            agents_free=_int(free),
+            holdtime=float(_int(holdtime)),
+        )
+
     async def transfer(self, command: Transfer) -> None:
+        # The caller's context travels with the call to the agent: inheritable channel variables (the
+        # agent's channel gets them) that the dialplan also puts into X-IVR-* SIP headers. The engine
+        # leaves secret variables out; values are cut to one short line each.
+        parts = []
+        for key, value in sorted(command.context.items()):
+            name = _CONTEXT_NAME.sub("_", str(key)).upper()[:32]
+            text = _context_value(value)
+            if not name or not text:
+                continue
+            await self.set_variable(f"__IVR_CTX_{name}", text)
+            parts.append(f"{key}={quote_plus(text)}")
+        if parts:
+            await self.set_variable("__IVR_CONTEXT", "&".join(parts)[:900])
         await self.set_variable("IVR_QUEUE", command.queue)
         if command.reason:
             await self.set_variable("IVR_TRANSFER_REASON", command.reason)
@@ -226,3 +264,21 @@ class AgiChannel:
 
     def trace(self, text: str) -> None:
         log.debug("%s", text)
+
+
+_QUEUE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_CONTEXT_NAME = re.compile(r"[^A-Za-z0-9_]")
+_CONTEXT_VALUE = re.compile(r"[^\w .,:;@+/=-]", re.UNICODE)
+
+
+def _context_value(value: object) -> str:
+    """A context value safe for a channel variable and a SIP header: one line, no quotes or angle
+    brackets, at most 120 characters."""
+    return _CONTEXT_VALUE.sub("", str(value).replace("\n", " ").replace("\r", " ")).strip()[:120]
+
+
+def _int(text: str) -> int:
+    try:
+        return max(0, int(text.strip() or "0"))
+    except ValueError:
+        return 0

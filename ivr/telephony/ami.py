@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,3 +182,101 @@ class CallWatcher:
             record.language = str(event.get("Language", ""))
             record.ended_at = time.monotonic()
             record.ended.set()
+
+
+EventHandler = Callable[[str, dict[str, str]], None]
+
+
+class AmiLink:
+    """`ivr serve`'s own AMI connection, for callbacks and queue waits: never on a call's path.
+
+    It connects in the background and keeps reconnecting (every `reconnect_after` seconds) while Asterisk
+    is down or restarting; `connected` says whether it is logged in now. Events go to `on_event` (name,
+    fields) on the event loop; handlers must be quick. `originate` refuses at once (False) while the link
+    is down and waits at most `timeout` seconds for Asterisk's answer, so nothing ever blocks on AMI."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        on_event: EventHandler,
+        *,
+        reconnect_after: float = 1.0,
+        on_state: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.on_event = on_event
+        self.on_state = on_state
+        self.reconnect_after = reconnect_after
+        self.manager: _Manager | None = None
+        self.connected = False
+        self.logins = 0  # successful logins: 1 at start, +1 after each reconnect
+
+    def start(self) -> None:
+        if not self.settings.ami_secret:
+            raise AmiError("no AMI secret configured (var/secrets.toml or IVR_AMI_SECRET)")
+        manager = _Manager(
+            loop=asyncio.get_running_loop(),
+            host=self.settings.ami_host,
+            port=self.settings.ami_port,
+            username=self.settings.ami_user,
+            secret=self.settings.ami_secret,
+            # A half-open connection (Asterisk killed without a FIN) is noticed by the ping within ~20 s.
+            ping_delay=10,
+            ping_interval=10,
+            reconnect_timeout=max(1, int(self.reconnect_after)),
+            on_login=self._logged_in,
+            on_disconnect=self._lost,
+        )
+        manager.register_event("*", self._event)
+        self.manager = manager
+        manager.connect()
+
+    def _logged_in(self, _manager: Any) -> None:
+        self.connected = True
+        self.logins += 1
+        log.info("AMI connected (login %d)", self.logins)
+        if self.on_state is not None:
+            self.on_state(True)
+
+    def _lost(self, _manager: Any, _exc: Exception | None) -> None:
+        if self.connected:
+            log.warning("AMI connection lost; reconnecting")
+        self.connected = False
+        if self.on_state is not None:
+            self.on_state(False)
+
+    def _event(self, _manager: Any, event: Any) -> None:
+        try:
+            self.on_event(str(event.get("Event", "")), {str(k): str(v) for k, v in dict(event).items()})
+        except Exception:  # one bad handler must not cut the link
+            log.exception("AMI event handler failed")
+
+    async def originate(self, fields: dict[str, Any], *, timeout: float = 5.0) -> bool:
+        """Send an asynchronous Originate (`fields`: Channel, Context, Exten, ..., ActionID, Variable as a
+        list). True when Asterisk accepted it; its outcome comes later as OriginateResponse and events."""
+        manager = self.manager
+        if manager is None or not self.connected:
+            return False
+        try:
+            response = await asyncio.wait_for(
+                manager.send_action({"Action": "Originate", "Async": "true", **fields}), timeout
+            )
+        except (TimeoutError, OSError, AttributeError) as exc:
+            log.warning("AMI Originate not sent: %s", type(exc).__name__)
+            return False
+        if isinstance(response, list):
+            response = response[0] if response else None
+        ok = response is not None and str(response.get("Response", "")).lower() == "success"
+        if not ok:
+            log.warning(
+                "AMI Originate refused: %s", response.get("Message", "") if response is not None else ""
+            )
+        return ok
+
+    async def close(self) -> None:
+        if self.manager is not None:
+            self.manager.closing = True
+            self.manager.close()
+            self.manager = None
+            self.connected = False
+            await asyncio.sleep(0)

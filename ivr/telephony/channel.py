@@ -7,6 +7,7 @@ every wire format and resolve prompt keys to audio (or text) themselves.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from ivr.engine.commands import Collect, PromptRef, Transfer
@@ -19,6 +20,16 @@ class ChannelHungUp(Exception):
 
 class ChannelFailed(Exception):
     """The channel cannot go on (protocol garbage, timeout waiting for Asterisk)."""
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """An operator queue as the call is about to join it (Asterisk's QUEUE_* functions)."""
+
+    waiting: int  # callers already waiting
+    agents_logged: int  # agents whose softphones are registered (members not unavailable)
+    agents_free: int  # of those, not on a call and not paused
+    holdtime: float  # seconds: Asterisk's running average of the wait before an agent answered
 
 
 class CallChannel(Protocol):
@@ -43,6 +54,11 @@ class CallChannel(Protocol):
         ...
 
     async def hangup(self, reason: str) -> None: ...
+
+    async def queue_status(self, queue: str) -> QueueStatus | None:
+        """The queue's state, or None where the driver has no queues (simulators) or Asterisk does not
+        know the queue."""
+        ...
 
     def trace(self, text: str) -> None:
         """Optional: show what happened (simulator). Drivers for real calls may ignore it."""

@@ -35,9 +35,12 @@ CONFIG_FILES = (
     "manager.conf",
     "pjsip.conf",
     "extensions.conf",
+    "queues.conf",
     "cdr.conf",
 )
 DEFAULT_SOFTPHONE_CALLERID = "79161234567"
+# The operators' softphones (pjsip.conf agent1, agent2): one password each, in var/secrets.toml.
+AGENT_SECRETS = ("agent1_password", "agent2_password")
 # Asterisk processes this process started, by pid: kept so they are reaped (and never garbage-collected
 # while running, which Python reports as a ResourceWarning).
 _children: dict[int, subprocess.Popen[bytes]] = {}
@@ -115,7 +118,23 @@ def ensure_secrets(settings: Settings) -> Path:
         fh.write(f'ami_secret = "{secrets.token_hex(16)}"\n')
         fh.write(f'softphone_password = "{secrets.token_urlsafe(12)}"\n')
         fh.write(f'call_record_key = "{secrets.token_hex(16)}"\n')
+        for name in AGENT_SECRETS:
+            fh.write(f'{name} = "{secrets.token_urlsafe(12)}"\n')
     return path
+
+
+def add_missing_secrets(settings: Settings) -> None:
+    """Secrets a newer version needs that an older var/secrets.toml lacks (the agents' passwords) are
+    appended to it; the ones it has are never changed."""
+    path = settings.var / "secrets.toml"
+    if not path.is_file():
+        return
+    found = read_secrets(settings)
+    missing = [name for name in AGENT_SECRETS if name not in found]
+    if missing:
+        with path.open("a", encoding="utf-8") as fh:
+            for name in missing:
+                fh.write(f'{name} = "{secrets.token_urlsafe(12)}"\n')
 
 
 def render_config(
@@ -133,6 +152,11 @@ def render_config(
         raise AsteriskError(
             f"carrier_address {settings.carrier_address!r}: IP addresses or CIDR ranges, comma-separated"
         )
+    if not re.fullmatch(r"sips?:[A-Za-z0-9.:@\[\]_;=-]+", settings.carrier_contact):
+        raise AsteriskError(
+            f"carrier_contact {settings.carrier_contact!r}: a SIP URI, e.g. sip:192.0.2.10:5060"
+        )
+    add_missing_secrets(settings)
     found = read_secrets(settings)
     if not 1024 <= settings.rtp_start < settings.rtp_end <= 65535:
         raise AsteriskError(
@@ -145,6 +169,9 @@ def render_config(
         "ETC": str(paths.etc),
         "SIP_PORT": str(settings.sip_port),
         "CARRIER_ADDRESS": settings.carrier_address,
+        "CARRIER_CONTACT": settings.carrier_contact,
+        "AGENT1_PASSWORD": found.get("agent1_password") or secrets.token_urlsafe(12),
+        "AGENT2_PASSWORD": found.get("agent2_password") or secrets.token_urlsafe(12),
         "AMI_PORT": str(settings.ami_port),
         "AMI_USER": settings.ami_user,
         "AMI_SECRET": settings.ami_secret,

@@ -87,6 +87,9 @@ class ConsoleChannel:
         self.language = language
         print(f"  · language {language}", file=self.out)
 
+    async def queue_status(self, queue: str) -> None:
+        return None  # the simulator has no operator queues: a transfer ends the simulated call
+
     async def transfer(self, command: Transfer) -> None:
         context = ", ".join(f"{k}={v}" for k, v in command.context.items())
         print(f"  ☎ transfer to queue {command.queue} ({command.reason}) [{context}]", file=self.out)

@@ -253,6 +253,9 @@ class ScenarioChannel:
         self.language = language
         self.transcript.lines.append(f"  = language {language}")
 
+    async def queue_status(self, queue: str) -> None:
+        return None  # scenarios end at the transfer; queues are the e2e tests' business
+
     async def transfer(self, command: Transfer) -> None:
         self.transcript.result, self.transcript.queue = "transfer", command.queue
         self.transcript.lines.append(f"  = transfer to {command.queue} ({command.reason})")
