@@ -187,7 +187,9 @@ ENV_NOT_SETTINGS = frozenset(
 )
 
 # Keys var/secrets.toml may hold besides settings: ivr/testbed/asterisk.py (read_secrets) reads them.
-SECRETS_NOT_SETTINGS = frozenset({"softphone_password", "softphone_callerid"})
+SECRETS_NOT_SETTINGS = frozenset(
+    {"softphone_password", "softphone_callerid", "agent1_password", "agent2_password"}
+)
 
 
 @dataclass(frozen=True)

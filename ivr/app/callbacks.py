@@ -5,8 +5,8 @@
 a Local channel whose second half waits in the request's queue for an agent (dialplans/ivr.conf,
 [ivr-callback-agent]); once an agent answers, the first half dials the caller ([ivr-callback-caller]). The
 agent's phone shows the caller's context in the same X-IVR-* headers as a live transfer, with
-X-IVR-Callback set. How it went comes back as AMI events:
-- OriginateResponse Failure: no agent answered in `callback_agent_wait` -> retried later;
+X-IVR-Callback set. How it went comes back from AMI:
+- the Originate fails (no agent answered in `callback_agent_wait`) -> retried later;
 - UserEvent IVRCallback Stage: caller, Status: ANSWER -> done; any other status -> retried later;
 after `callback_max_attempts` the request fails. While AMI is down nothing is claimed.
 
@@ -37,7 +37,7 @@ from ivr.telephony.ami import AmiLink
 
 log = logging.getLogger(__name__)
 
-ACTION_PREFIX = "ivr-cb-"
+ACTION_PREFIX = "ivr-cb-"  # ActionID of a callback's Originate: ivr-cb-<request>-<attempt>
 # A claim whose outcome never came back is given up (never redialled) after this long.
 STALE_AFTER = 900.0
 
@@ -136,18 +136,21 @@ class CallbackDialer:
         }
         self.placing[job.id] = job
         log.info("callback %d attempt %d: finding an agent in %s", job.id, job.attempt, job.queue)
-        if not await self.ami.originate(fields):
+        task = asyncio.get_running_loop().create_task(self._originate(job, fields))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _originate(self, job: CallbackJob, fields: dict[str, Any]) -> None:
+        outcome = await self.ami.originate(fields, timeout=self.settings.callback_agent_wait + 30)
+        if outcome == "failure":
+            self._finish(job.id, "agent_unavailable")
+        elif outcome == "refused":
             self._finish(job.id, "ami_error")
+        # success: an agent answered; the caller's leg reports itself (UserEvent IVRCallback). unknown: the
+        # events may still come; if they never do, the claim is given up as lost, never redialled.
 
     def on_event(self, name: str, event: dict[str, str]) -> None:
-        if name == "OriginateResponse":
-            action = event.get("ActionID", "")
-            if not action.startswith(ACTION_PREFIX):
-                return
-            request = _request_id(action[len(ACTION_PREFIX) :].split("-")[0])
-            if request is not None and event.get("Response", "").lower() != "success":
-                self._finish(request, "agent_unavailable")
-        elif name == "UserEvent" and event.get("UserEvent") == "IVRCallback":
+        if name == "UserEvent" and event.get("UserEvent") == "IVRCallback":
             request = _request_id(event.get("Id", ""))
             if request is None or event.get("Stage") != "caller":
                 return

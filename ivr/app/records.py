@@ -136,6 +136,7 @@ def call_record(
     subscriber_id: str,
     seconds: float,
     key: str,
+    queue_result: str = "",
 ) -> IvrCall:
     ended_at = trace.started_at + dt.timedelta(seconds=seconds)
     outcome = classify(result, trace.actions)
@@ -154,6 +155,8 @@ def call_record(
         result=result[:16],
         transfer_reason=(reason if outcome == "transferred" else "")[:64],
         queue=(queue if outcome == "transferred" else "")[:64],
+        queue_result=queue_result[:16],
+        queue_wait=0.0 if queue_result == "abandoned" else None,
         subscriber_id=int(subscriber_id) if subscriber_id.isdigit() else None,
         last_node=trace.last_node[:64],
         nodes=list(trace.nodes),
@@ -180,6 +183,7 @@ def record_of(session: Any, seconds: float, key: str) -> IvrCall | None:
         subscriber_id=outcome.subscriber_id,
         seconds=seconds,
         key=key,
+        queue_result=getattr(outcome, "queue_result", ""),
     )
 
 

@@ -59,6 +59,9 @@ class CallOutcome:
     reason: str = ""
     actions: list[str] = field(default_factory=list)  # "name:status" in order
     subscriber_id: str = ""
+    # "abandoned": the caller hung up while being put into the queue (place and wait said, callback
+    # offered): the IVR had already decided to transfer, so the call still counts as transferred.
+    queue_result: str = ""
 
 
 @dataclass
@@ -99,8 +102,11 @@ class Session:
             self.outcome.reason = "server_shutdown"
             raise
         except ChannelHungUp:
-            self.outcome.result = "caller_hangup"
-            log.info("caller hung up")
+            if self.outcome.queue_result == "abandoned":
+                log.info("caller hung up while joining queue %s", self.outcome.queue)
+            else:
+                self.outcome.result = "caller_hangup"
+                log.info("caller hung up")
         except (TimeoutError, ChannelFailed, OSError) as exc:
             self.outcome.result = "error"
             self.outcome.reason = type(exc).__name__
@@ -239,15 +245,19 @@ class Session:
                 if trace is not None:
                     trace.input("queue", asked, collected)
 
-            choice = await enter_queue(
-                self.channel,
-                self.outcome.queue,
-                caller_id=self.call.caller_id or "",
-                context=context,
-                policy=self.queue_policy,
-                book=self.book_callback,
-                on_input=heard,
-            )
+            try:
+                choice = await enter_queue(
+                    self.channel,
+                    self.outcome.queue,
+                    caller_id=self.call.caller_id or "",
+                    context=context,
+                    policy=self.queue_policy,
+                    book=self.book_callback,
+                    on_input=heard,
+                )
+            except ChannelHungUp:
+                self.outcome.queue_result = "abandoned"
+                raise
             if choice == CALLBACK:
                 self.outcome.result = "callback"
                 log.info("callback booked queue=%s reason=%s", self.outcome.queue, command.reason or "-")

@@ -25,6 +25,8 @@ from ivr.db.session import UnitOfWork
 from ivr.numbering import phone
 
 OPEN = ("pending", "dialing")
+# A new request is first tried this long after it was booked: the caller is still hearing the goodbye.
+FIRST_TRY_AFTER = 10.0
 # Outcomes of one attempt that end the request well.
 ANSWERED = "answered"
 
@@ -97,7 +99,7 @@ def book(
         status="pending",
         attempts=0,
         requested_at=now,
-        due_at=now,
+        due_at=now + dt.timedelta(seconds=FIRST_TRY_AFTER),
         claimed_by="",
         last_result="",
     )

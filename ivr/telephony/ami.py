@@ -251,27 +251,32 @@ class AmiLink:
         except Exception:  # one bad handler must not cut the link
             log.exception("AMI event handler failed")
 
-    async def originate(self, fields: dict[str, Any], *, timeout: float = 5.0) -> bool:
-        """Send an asynchronous Originate (`fields`: Channel, Context, Exten, ..., ActionID, Variable as a
-        list). True when Asterisk accepted it; its outcome comes later as OriginateResponse and events."""
+    async def originate(self, fields: dict[str, Any], *, timeout: float) -> str:
+        """Place an asynchronous Originate (`fields`: Channel, Context, Exten, ..., Variable as a list) and
+        wait for its outcome: "success" (the channel answered), "failure" (it did not), "refused" (the link
+        is down, or Asterisk refused the action), "unknown" (no outcome within `timeout` seconds)."""
         manager = self.manager
         if manager is None or not self.connected:
-            return False
+            return "refused"
         try:
-            response = await asyncio.wait_for(
+            # panoramisk keeps an async Originate's future open until its OriginateResponse event arrives.
+            answer = await asyncio.wait_for(
                 manager.send_action({"Action": "Originate", "Async": "true", **fields}), timeout
             )
-        except (TimeoutError, OSError, AttributeError) as exc:
+        except TimeoutError:
+            return "unknown"
+        except (OSError, AttributeError) as exc:
             log.warning("AMI Originate not sent: %s", type(exc).__name__)
-            return False
-        if isinstance(response, list):
-            response = response[0] if response else None
-        ok = response is not None and str(response.get("Response", "")).lower() == "success"
-        if not ok:
-            log.warning(
-                "AMI Originate refused: %s", response.get("Message", "") if response is not None else ""
-            )
-        return ok
+            return "refused"
+        messages = answer if isinstance(answer, list) else [answer]
+        first = messages[0] if messages else None
+        if first is None or str(first.get("Response", "")).lower() != "success":
+            log.warning("AMI Originate refused: %s", first.get("Message", "") if first is not None else "")
+            return "refused"
+        last = messages[-1]
+        if last is first:
+            return "unknown"  # accepted, but the outcome event was not part of the answer
+        return "success" if str(last.get("Response", "")).lower() == "success" else "failure"
 
     async def close(self) -> None:
         if self.manager is not None:

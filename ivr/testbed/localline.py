@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,12 +75,14 @@ class LocalLine:
         rtp_ports: int = 1000,
         max_calls: int | None = None,
         overload_lag: float | None = 1.0,
+        extra_env: Mapping[str, str] | None = None,
     ) -> LocalLine:
         """Create the var dir, the seeded database and the settings; render prompts if there are none.
         `database_url`: another database than a fresh SQLite file under `var` (e.g. a PostgreSQL one).
         `rtp_ports`: the size of Asterisk's RTP range (two ports per call). `overload_lag`: by default 1 s
         rather than the line's 0.25 s, so that a test on a busy shared machine is not turned away as busy
-        by its neighbours' load (None: the line's own setting; the benchmarks measure with that)."""
+        by its neighbours' load (None: the line's own setting; the benchmarks measure with that).
+        `extra_env`: more settings as IVR_* variables (e.g. IVR_CALLBACK_POLL)."""
         rtp_start = 30000 + (os.getpid() % 100) * 50 if rtp_ports <= 1000 else 20000
         (var / "log").mkdir(parents=True, exist_ok=True)
         base = load_settings()
@@ -106,6 +109,7 @@ class LocalLine:
             env["IVR_MAX_CALLS"] = str(max_calls)
         if overload_lag is not None:
             env["IVR_OVERLOAD_LAG"] = str(overload_lag)
+        env.update(extra_env or {})
         if not any(base.sounds.glob("ru/operator/*.wav")):
             cls._ivr(env, "prompts", "render", "--no-progress")
         cls._ivr(env, "db", "init")
