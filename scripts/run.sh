@@ -49,6 +49,8 @@ SIP softphone on this machine (e.g. Linphone, MicroSIP, baresip, pjsua):
   user            : softphone
   password        : softphone_password in var/secrets.toml (generated; not printed here)
   calls from      : ${IVR_SOFTPHONE_CALLERID:-79161234567} (set IVR_SOFTPHONE_CALLERID to be another demo subscriber)
+An operator's softphone (answers callers who ask for an operator, and places callbacks):
+  user agent1 or agent2, password agent1_password / agent2_password in var/secrets.toml, same server
 Numbers:
   0505, 0500                         operator line, home network (caller ID identifies you)
   +79221110505, +79261110500 (7/8…)  operator line from roaming

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from ivr.app import actions
 from ivr.app.lines import LinesFileError, load_service_numbers
 from ivr.app.queueing import BookCallback, CallbackAsk, QueuePolicy
+from ivr.app.queues import queue_problems, served_queues
 from ivr.app.records import CallRecords, CallTrace
 from ivr.app.session import ActionInvoker, Session
 from ivr.app.sms import SmsPump, mail_sender_from_settings, sender_from_settings
@@ -299,12 +300,16 @@ class LineApp:
 
 
 def audio_check(settings: Settings) -> Callable[[Tree, TextCatalog], list[str]]:
-    """The server's acceptance check for a new set: every prompt its tree may play has text and audio
-    rendered from that very text, in every language the line offers."""
+    """The server's acceptance check for a new set: every queue its tree names is one the dialplan serves,
+    and every prompt it may play has text and audio rendered from that very text, in every language the
+    line offers."""
+
+    served = served_queues()
 
     def check(tree: Tree, texts: TextCatalog) -> list[str]:
         keys = prompt_keys(tree)
-        return check_prompts(settings, tree.line, {lang: keys for lang in tree.settings.languages})
+        queues = [f"line {lineno}: {message}" for lineno, message in queue_problems(tree, served)]
+        return queues + check_prompts(settings, tree.line, {lang: keys for lang in tree.settings.languages})
 
     return check
 

@@ -130,9 +130,11 @@ async def _ask(channel: CallChannel, command: Collect, on_input: OnInput | None)
 
 
 async def _callback_number(channel: CallChannel, caller_id: str, on_input: OnInput | None) -> str | None:
-    """The number to call back: the caller's own, confirmed, or one they key (three tries)."""
+    """The number to call back: the caller's own, confirmed, or one they key. Three inputs that lead
+    nowhere (silence, a wrong key, a number that cannot be called) give up: the caller joins the queue."""
     candidate = callback_number(caller_id or "")
-    for _ in range(3):
+    misses = 0
+    while misses < 3:
         if candidate is not None:
             confirm = Collect(
                 (PromptRef("callback_confirm_number", {"callback_number": candidate}),),
@@ -144,6 +146,8 @@ async def _callback_number(channel: CallChannel, caller_id: str, on_input: OnInp
                 return candidate
             if isinstance(answer, Digits) and answer.digits == "2":
                 candidate = None
+            else:
+                misses += 1
             continue
         keyed = Collect(
             (PromptRef("callback_enter_number"),),
@@ -154,8 +158,9 @@ async def _callback_number(channel: CallChannel, caller_id: str, on_input: OnInp
             terminator="#",
         )
         answer = await _ask(channel, keyed, on_input)
-        if isinstance(answer, Digits):
-            candidate = callback_number(answer.digits)
-            if candidate is None:
+        candidate = callback_number(answer.digits) if isinstance(answer, Digits) else None
+        if candidate is None:
+            misses += 1
+            if isinstance(answer, Digits):
                 await channel.play((PromptRef("callback_number_invalid"),), barge_in=False)
     return None

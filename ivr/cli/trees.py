@@ -56,6 +56,7 @@ def tree_files(paths: list[Path]) -> list[Path]:
 
 
 def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
+    from ivr.app.queues import queue_problems, served_queues
     from ivr.trees import TreeInvalid, load_tree
     from ivr.trees.checks import prompt_keys
 
@@ -78,6 +79,9 @@ def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
             failed = True
             print(f"{path}:1: io: {exc}")
             continue
+        for lineno, message in queue_problems(tree, served_queues()):
+            failed = True
+            print(f"{path}:{lineno}: error: queue: {message}")
         problems = [] if args.no_audio else audio_problems(settings, tree, prompt_keys(tree))
         level = "error" if args.strict_audio else "warning"
         shown = problems if args.strict_audio or args.verbose else problems[:5]

@@ -241,8 +241,8 @@ class AgiChannel:
         for key, value in sorted(command.context.items()):
             name = _CONTEXT_NAME.sub("_", str(key)).upper()[:32]
             text = _context_value(value)
-            if not name or not text:
-                continue
+            if not name or not text or _SECRET_NAME.search(name):
+                continue  # the engine never sends secrets; a name that looks like one is dropped anyway
             await self.set_variable(f"__IVR_CTX_{name}", text)
             parts.append(f"{key}={quote_plus(text)}")
         if parts:
@@ -268,6 +268,7 @@ class AgiChannel:
 
 _QUEUE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _CONTEXT_NAME = re.compile(r"[^A-Za-z0-9_]")
+_SECRET_NAME = re.compile(r"PIN|PASSWORD|CODE|SECRET|CARD_NUMBER")
 _CONTEXT_VALUE = re.compile(r"[^\w .,:;@+/=-]", re.UNICODE)
 
 

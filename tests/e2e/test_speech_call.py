@@ -119,9 +119,9 @@ def test_a_spoken_phrase_reaches_the_engine_over_eagi(
     assert result.sipp_exit == 0, result.sipp_errors
     assert result.record is not None, "AMI never saw the call"
     assert result.variables.get("IVR_RESULT") == "transfer", result.describe()
-    assert result.variables.get("IVR_QUEUE") == name, result.describe()
+    assert result.variables.get("IVR_TRANSFER_REASON") == f"speech_{name}", result.describe()
     operator_events = [e for e in result.user_events if e.get("UserEvent") == "IVROperator"]
-    assert operator_events and operator_events[0].get("Queue") == name, result.describe()
+    assert operator_events and operator_events[0].get("Reason") == f"speech_{name}", result.describe()
     log = agi_log(speech_line, result.record.uniqueid)
     assert any(f"input speech '{text}'" in entry for entry in log), log
 
@@ -129,11 +129,11 @@ def test_a_spoken_phrase_reaches_the_engine_over_eagi(
 def test_without_speech_the_menu_times_out_to_no_input(
     speech_line: LocalLine, phrase_pcaps: dict[str, tuple[Path, float]]
 ) -> None:
-    # The check above can fail: a call that says nothing (RTP of silence) is not transferred to a
-    # phrase's queue; the menu's turn ends in no input.
+    # The check above can fail: a call that says nothing (RTP of silence) is not transferred for a
+    # phrase; the menu's turn ends in no input.
     pcap, seconds = phrase_pcaps["silence"]
     result = speak(speech_line, "*80505", pcap, seconds)
     assert result.record is not None, "AMI never saw the call"
-    assert result.variables.get("IVR_QUEUE") not in ("points", "password")
+    assert result.variables.get("IVR_TRANSFER_REASON") not in ("speech_points", "speech_password")
     log = agi_log(speech_line, result.record.uniqueid)
     assert any("input no input" in entry for entry in log), log

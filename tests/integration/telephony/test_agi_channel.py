@@ -138,3 +138,51 @@ def test_secret_digits_never_reach_the_log(tmp_path: Path, caplog: pytest.LogCap
     caplog.set_level(logging.DEBUG)
     collect(tmp_path, CallScript(keys=list("9731#")), PIN)
     assert "9731" not in caplog.text
+
+
+def test_a_transfer_publishes_the_context_for_the_agent_and_nothing_secret(tmp_path: Path) -> None:
+    from ivr.engine.commands import Transfer
+
+    script = CallScript()
+    channel = AgiChannel(ScriptTransport(script), Voice(tmp_path), "operator", "ru")
+    context = {
+        "node": "balance_menu",
+        "subscriber_id": "1",
+        "tried": "balance.report:ok",
+        "note": 'two\nlines "quoted" <sip:x>',
+        "pin": "1234",
+        "otp_code": "654321",
+    }
+    asyncio.run(channel.transfer(Transfer(queue="operators", reason="no_match", context=context)))
+    assert script.variables["__IVR_CTX_NODE"] == "balance_menu"
+    assert script.variables["__IVR_CTX_SUBSCRIBER_ID"] == "1"
+    assert script.variables["__IVR_CTX_NOTE"] == "two lines quoted sip:x"  # one safe line for a SIP header
+    assert "node=balance_menu" in script.variables["__IVR_CONTEXT"]
+    assert "tried=balance.report%3Aok" in script.variables["__IVR_CONTEXT"]
+    assert (script.variables["IVR_QUEUE"], script.variables["IVR_RESULT"]) == ("operators", "transfer")
+    published = " ".join(f"{k}={v}" for k, v in script.history)
+    assert "1234" not in published and "654321" not in published and "PIN" not in published
+
+
+def test_the_queue_status_comes_from_the_queue_functions(tmp_path: Path) -> None:
+    class QueueScript(CallScript):
+        def answer(self, command: str) -> str:
+            values = {
+                "QUEUE_EXISTS(operators)": "1",
+                "QUEUE_WAITING_COUNT(operators)": "3",
+                "QUEUE_MEMBER(operators,logged)": "2",
+                "QUEUE_MEMBER(operators,free)": "0",
+                "QUEUEHOLDTIME": "45",
+            }
+            for expression, value in values.items():
+                if command == f'GET FULL VARIABLE "${{{expression}}}"':
+                    self.commands.append(command)
+                    return f"200 result=1 ({value})"
+            return super().answer(command)
+
+    channel = AgiChannel(ScriptTransport(QueueScript()), Voice(tmp_path), "operator", "ru")
+    status = asyncio.run(channel.queue_status("operators"))
+    assert status is not None
+    assert (status.waiting, status.agents_logged, status.agents_free, status.holdtime) == (3, 2, 0, 45.0)
+    assert asyncio.run(channel.queue_status("nosuchqueue")) is None  # QUEUE_EXISTS says no
+    assert asyncio.run(channel.queue_status("bad name;x")) is None  # never sent to Asterisk

@@ -103,7 +103,7 @@ def _line_languages() -> dict[str, list[str]]:
 
 def test_the_dialplan_names_our_sounds() -> None:
     assert ("common", "error_apology") in DIALPLAN_SOUNDS
-    assert ("common", "transfer_to_operator") in DIALPLAN_SOUNDS
+    assert ("common", "operators_unavailable") in DIALPLAN_SOUNDS
 
 
 @pytest.mark.parametrize(("folder", "key"), DIALPLAN_SOUNDS)

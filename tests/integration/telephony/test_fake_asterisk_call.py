@@ -22,7 +22,9 @@ from ivr.db.models import Subscriber
 from ivr.telephony.fastagi import FastAgiServer
 
 IVAN = "79161234567"
-AGI_COMMAND = re.compile(r"^(STREAM FILE|WAIT FOR DIGIT|SET VARIABLE|GET DATA|ANSWER|HANGUP|VERBOSE)\b")
+AGI_COMMAND = re.compile(
+    r"^(STREAM FILE|WAIT FOR DIGIT|SET VARIABLE|GET FULL VARIABLE|GET DATA|ANSWER|HANGUP|VERBOSE)\b"
+)
 
 
 def subscriber_id(url: str, msisdn: str) -> str:

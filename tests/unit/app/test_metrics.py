@@ -81,3 +81,25 @@ def test_a_transfer_reason_that_is_not_an_identifier_is_folded_not_copied() -> N
     text = scrape(metrics)
     assert "79161234567" not in text
     assert 'reason="other"' in text and 'reason="none"' in text
+
+
+def test_queue_waits_callbacks_and_the_ami_link() -> None:
+    metrics = LineMetrics()
+    metrics.queue_waited("operators", "answered", 12.0)
+    metrics.queue_waited("operators", "abandoned", 70.0)
+    metrics.callback_result("answered")
+    metrics.callback_result("agent_unavailable")
+    metrics.callback_result("79161234567")  # never a label: folded
+    metrics.ami_state(True)
+    metrics.ami_state(False)
+    metrics.ami_state(True)
+    metrics.call_ended("operator", "callback", 30.0, reason="caller_request")
+    text = scrape(metrics)
+    assert 'ivr_queue_wait_seconds_count{outcome="answered",queue="operators"} 1.0' in text
+    assert 'ivr_queue_wait_seconds_sum{outcome="abandoned",queue="operators"} 70.0' in text
+    assert 'ivr_callback_attempts_total{result="answered"} 1.0' in text
+    assert 'ivr_callback_attempts_total{result="other"} 1.0' in text
+    assert "79161234567" not in text
+    assert "ivr_ami_connected 1.0" in text and "ivr_ami_logins_total 2.0" in text
+    assert 'ivr_calls_total{line="operator",outcome="callback"} 1.0' in text
+    assert 'ivr_transfers_total{line="operator",reason="caller_request"} 1.0' in text
