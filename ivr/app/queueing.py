@@ -50,6 +50,9 @@ OnInput = Callable[[Collect, Digits | Speech | NoInput], None]
 class QueuePolicy:
     callbacks: bool = True
     offer_after: float = 90.0  # seconds of estimated wait from which a callback is offered
+    # Transfers because the line itself failed (an action's error, the database away) go straight to the
+    # queue: a callback would need the very database that just failed, and the caller has waited enough.
+    direct_reasons: tuple[str, ...] = ("action_error", "error")
 
 
 def estimated_wait(status: QueueStatus) -> float:

@@ -237,7 +237,7 @@ class Session:
         context = dict(command.context)
         if self.outcome.actions:  # what the caller tried, so the operator does not ask again
             context["tried"] = ",".join(self.outcome.actions[-6:])
-        if self.queue_policy is not None:
+        if self.queue_policy is not None and command.reason not in self.queue_policy.direct_reasons:
             trace = self.trace
 
             def heard(asked: Collect, collected: Any) -> None:

@@ -339,11 +339,18 @@ def test_stdio_agi_route_runs_the_same_call(line_stack: LineStack) -> None:
 
 
 def test_operator_key_transfers_to_the_operator_queue(line_stack: LineStack) -> None:
-    result = call(line_stack, "0505", IVAN, "0", wait=8.0)
+    # No operator is logged in on this line: the caller is offered a callback, says nothing, and joins the
+    # queue, which says at once that nobody can answer now.
+    result = call(line_stack, "0505", IVAN, "0", wait=24.0)
     assert result.sipp_exit == 0, result.sipp_errors
-    assert result.variables.get("IVR_RESULT") == "transfer"
+    assert result.variables.get("IVR_RESULT") == "transfer", result.describe()
     operator = [e for e in result.user_events if e.get("UserEvent") == "IVROperator"]
     assert operator and operator[0].get("Queue") == "operators", result.describe()
+    queued = [e for e in result.user_events if e.get("UserEvent") == "IVRQueueResult"]
+    assert queued and queued[0].get("Status") == "JOINEMPTY", result.describe()
+    assert result.record is not None
+    said = [what for _at, what in call_timeline(line_stack.log_for(result.record.uniqueid))]
+    assert any(what.startswith("play callback_offer_no_agents") for what in said), said
 
 
 def test_server_down_sends_caller_to_failure_path(line_stack: LineStack) -> None:
@@ -354,10 +361,11 @@ def test_server_down_sends_caller_to_failure_path(line_stack: LineStack) -> None
         line_stack.start_server()
     assert result.sipp_exit == 0, result.sipp_errors
     names = [e.get("UserEvent") for e in result.user_events]
-    assert names == ["IVRFailure", "IVROperator"], result.describe()
+    assert names == ["IVRFailure", "IVROperator", "IVRQueueResult"], result.describe()
     assert result.user_events[0].get("AgiStatus") == "FAILURE"
     assert result.user_events[1].get("Reason") == "failure"
-    assert result.hangup_cause == NORMAL_CLEARING  # the stand-in operator ended it, no dead air
+    assert result.user_events[2].get("Status") == "JOINEMPTY"  # no operator logged in on this line
+    assert result.hangup_cause == NORMAL_CLEARING  # "no operator can answer now", then a hang-up
 
 
 def test_server_still_serves_after_the_outage(line_stack: LineStack) -> None:

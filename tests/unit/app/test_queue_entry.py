@@ -240,3 +240,15 @@ def test_the_transfer_carries_the_context_and_what_was_tried() -> None:
     (transfer,) = channel.transferred
     assert transfer.context["tried"] == "balance.report:ok"
     assert transfer.context["node"] == "main"
+
+
+def test_a_transfer_because_the_line_failed_goes_straight_to_the_queue() -> None:
+    class FailingEngine(TransferringEngine):
+        def start(self, event: CallStarted) -> tuple[Any, list[Command]]:
+            return None, [Transfer(queue="operators", reason="action_error", context={"node": "main"})]
+
+    channel = Channel(status(logged=0), answers=["1", "1"])
+    s = session(channel, Booker())
+    s.engine = FailingEngine()
+    assert asyncio.run(s.run()).result == "transfer"
+    assert channel.heard == [] and len(channel.transferred) == 1  # no offer: it would need the database
