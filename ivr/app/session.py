@@ -39,6 +39,8 @@ from ivr.telephony.fastagi import call_from_request
 log = logging.getLogger(__name__)
 
 ERROR_PROMPT = "error_apology"
+# The step between the menu and the operator queue, as the call record names it (not a tree node).
+QUEUE_STEP = "queue"
 
 # Called with the action command and the call's variables; returns the result. Runs the domain code (in a
 # worker thread, see bootstrap). Must not raise for domain errors; may raise for bugs.
@@ -239,11 +241,13 @@ class Session:
             context["tried"] = ",".join(self.outcome.actions[-6:])
         if self.queue_policy is not None and command.reason not in self.queue_policy.direct_reasons:
             trace = self.trace
+            if trace is not None:
+                trace.enter(QUEUE_STEP)  # the report's "queue" row: what callers did there (no input, ...)
 
             def heard(asked: Collect, collected: Any) -> None:
                 log.info("input %s", render_collected(asked, collected))
                 if trace is not None:
-                    trace.input("queue", asked, collected)
+                    trace.input(QUEUE_STEP, asked, collected)
 
             try:
                 choice = await enter_queue(
