@@ -33,6 +33,7 @@ from ivr.config import Settings
 from ivr.db.models import IvrCall
 from ivr.services import callbacks
 from ivr.services.callbacks import CallbackJob
+from ivr.telephony.agi_channel import context_variables
 from ivr.telephony.ami import AmiLink
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,15 @@ class CallbackDialer:
 
     async def _place(self, job: CallbackJob) -> None:
         dial = self.settings.callback_dial.replace("{number}", job.number)
+        # The same context as a live transfer's (X-IVR-* headers on the agent's phone), with the callback's
+        # own facts over it.
+        context = {
+            **job.context,
+            "line": job.line,
+            "did": job.did,
+            "caller": job.number,
+            "callback": f"{job.id}/{job.attempt}",
+        }
         variables = {
             "IVR_CALLBACK_ID": str(job.id),
             "IVR_CALLBACK_DIAL": dial,
@@ -114,16 +124,8 @@ class CallbackDialer:
             "IVR_CALLBACK_RING": str(int(self.settings.callback_ring)),
             "IVR_CALLBACK_AGENT_WAIT": str(int(self.settings.callback_agent_wait)),
             "CHANNEL(language)": job.language,
-            "__IVR_CTX_LINE": job.line,
-            "__IVR_CTX_DID": job.did,
-            "__IVR_CTX_CALLER": job.number,
-            "__IVR_CTX_REASON": str(job.context.get("reason", "")),
-            "__IVR_CTX_CALLBACK": f"{job.id}/{job.attempt}",
+            **context_variables(context),
         }
-        for key in ("node", "subscriber_id", "authenticated", "auth_method", "tried", "language"):
-            value = str(job.context.get(key, ""))
-            if value:
-                variables[f"__IVR_CTX_{key.upper()}"] = value
         fields = {
             "Channel": f"Local/{job.queue}@ivr-callback-agent",
             "Context": "ivr-callback-caller",
@@ -132,7 +134,7 @@ class CallbackDialer:
             "Timeout": str(int((self.settings.callback_agent_wait + 15) * 1000)),
             "CallerID": f'"Callback" <{job.did}>',
             "ActionID": f"{ACTION_PREFIX}{job.id}-{job.attempt}",
-            "Variable": [f"{k}={_clean(v)}" for k, v in variables.items() if v],
+            "Variable": [f"{k}={v.replace(',', ' ')}" for k, v in variables.items() if v],
         }
         self.placing[job.id] = job
         log.info("callback %d attempt %d: finding an agent in %s", job.id, job.attempt, job.queue)
@@ -244,8 +246,3 @@ class QueueWaits:
 
 def _request_id(text: str) -> int | None:
     return int(text) if text.isdigit() else None
-
-
-def _clean(value: str) -> str:
-    """A value safe inside an AMI Variable line."""
-    return str(value).replace("\r", " ").replace("\n", " ").replace(",", " ")[:200]

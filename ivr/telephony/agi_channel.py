@@ -17,7 +17,7 @@ import os
 import re
 import time
 import wave
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote_plus
@@ -234,19 +234,8 @@ class AgiChannel:
         )
 
     async def transfer(self, command: Transfer) -> None:
-        # The caller's context travels with the call to the agent: inheritable channel variables (the
-        # agent's channel gets them) that the dialplan also puts into X-IVR-* SIP headers. The engine
-        # leaves secret variables out; values are cut to one short line each.
-        parts = []
-        for key, value in sorted(command.context.items()):
-            name = _CONTEXT_NAME.sub("_", str(key)).upper()[:32]
-            text = _context_value(value)
-            if not name or not text or _SECRET_NAME.search(name):
-                continue  # the engine never sends secrets; a name that looks like one is dropped anyway
-            await self.set_variable(f"__IVR_CTX_{name}", text)
-            parts.append(f"{key}={quote_plus(text)}")
-        if parts:
-            await self.set_variable("__IVR_CONTEXT", "&".join(parts)[:900])
+        for name, value in context_variables(command.context).items():
+            await self.set_variable(name, value)
         await self.set_variable("IVR_QUEUE", command.queue)
         if command.reason:
             await self.set_variable("IVR_TRANSFER_REASON", command.reason)
@@ -270,6 +259,26 @@ _QUEUE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _CONTEXT_NAME = re.compile(r"[^A-Za-z0-9_]")
 _SECRET_NAME = re.compile(r"PIN|PASSWORD|CODE|SECRET|CARD_NUMBER")
 _CONTEXT_VALUE = re.compile(r"[^\w .,:;@+/=-]", re.UNICODE)
+
+
+def context_variables(context: Mapping[str, object]) -> dict[str, str]:
+    """The caller's context as the channel variables that travel with the call to the agent: inheritable
+    (`__`), so the agent's channel has them too, and put into X-IVR-* SIP headers by the dialplan
+    ([ivr-agent-headers]): `__IVR_CTX_<NAME>` each, and `__IVR_CONTEXT` with all of them URL-encoded.
+    The engine leaves secret variables out; a name that looks secret is dropped anyway, and values are
+    cut to one short safe line. Used for live transfers and for callbacks (ivr.app.callbacks)."""
+    variables: dict[str, str] = {}
+    parts = []
+    for key, value in sorted(context.items()):
+        name = _CONTEXT_NAME.sub("_", str(key)).upper()[:32]
+        text = _context_value(value)
+        if not name or not text or _SECRET_NAME.search(name):
+            continue
+        variables[f"__IVR_CTX_{name}"] = text
+        parts.append(f"{key}={quote_plus(text)}")
+    if parts:
+        variables["__IVR_CONTEXT"] = "&".join(parts)[:900]
+    return variables
 
 
 def _context_value(value: object) -> str:
