@@ -159,7 +159,7 @@ def test_the_scan_finds_the_scripts_variables() -> None:
 
 
 def test_the_projects_own_variables_are_accepted(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    typed = {"int": "4000", "float": "0.5", "str": "x", "Path": str(home / "p")}
+    typed = {"int": "4000", "float": "0.5", "str": "x", "bool": "true", "Path": str(home / "p")}
     for name in sorted(SCRIPT_VARIABLES | variables_set_by_the_project()):
         field = config._ENV_NAMES.get(name)
         if field is None:
