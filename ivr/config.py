@@ -87,6 +87,16 @@ class Settings:
     # Metrics for monitoring (Prometheus text format, GET /metrics), loopback only by default; port 0 = off.
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
+
+    # The staff console (`ivr web`, docs/staff-console.md): loopback by default; put a TLS proxy in front
+    # to reach it from other machines. The session cookie is signed with `console_secret` (generated into
+    # var/secrets.toml by the setup); a session ends after `console_idle_minutes` without a request and
+    # after `console_session_hours` in any case.
+    web_host: str = "127.0.0.1"
+    web_port: int = 8480
+    console_secret: str = field(default="", repr=False)
+    console_idle_minutes: int = 30
+    console_session_hours: int = 12
     # Worker threads that run actions (0 = by database: 4 on SQLite, 16 on PostgreSQL; docs/operations.md).
     action_workers: int = 0
     asterisk_root: Path | None = None  # the installed Asterisk tree (project-local), see scripts/

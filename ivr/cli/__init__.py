@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "ivr.cli.db",  # db init|migrate|downgrade|seed|subscribers|jobs
     "ivr.cli.prompts",  # prompts render|check|list|say
     "ivr.cli.report",  # report (from the call records)
+    "ivr.cli.web",  # web (the staff console), staff add|list|passwd|role|disable|enable
 )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from ivr.config import Settings
 from ivr.engine.actions import ActionCatalog
-from ivr.engine.tree import Tree, successors
+from ivr.engine.tree import Tree
 
 log = logging.getLogger(__name__)
 
@@ -133,31 +133,9 @@ def audio_problems(settings: Settings, tree: Tree, keys: set[str]) -> list[str]:
 # ---- tree graph / schema ----------------------------------------------------------------------------
 
 
-def tree_dot(tree: Tree) -> str:
-    shapes = {
-        "Menu": "box",
-        "CollectDigits": "parallelogram",
-        "Confirm": "diamond",
-        "Action": "component",
-        "Transfer": "doubleoctagon",
-        "HangUp": "doublecircle",
-        "If": "hexagon",
-        "Choose": "box3d",
-    }
-    out = [f'digraph "{tree.line}" {{', "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=10];']
-    for node in tree.nodes.values():
-        kind = type(node).__name__.removesuffix("Node")
-        detail = getattr(node, "name", "") or getattr(node, "queue", "") or ""
-        label = f"{node.id}\\n{kind}{': ' + detail if detail else ''}"
-        out.append(f'  "{node.id}" [shape={shapes.get(kind, "ellipse")}, label="{label}"];')
-        for edge_label, target in successors(node):
-            out.append(f'  "{node.id}" -> "{target}" [label="{edge_label.replace(chr(34), "")}"];')
-    out.append("}")
-    return "\n".join(out) + "\n"
-
-
 def cmd_graph(settings: Settings, args: argparse.Namespace) -> int:
     from ivr.trees import TreeInvalid, load_tree
+    from ivr.trees.graph import tree_dot
 
     try:
         tree = load_tree(settings.prompts / f"{args.line}.yaml", action_catalog())

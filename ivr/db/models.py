@@ -483,3 +483,75 @@ class CallbackRequest(Base):
     claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     last_result: Mapped[str] = mapped_column(String(32), default="")
+
+
+# ---- the staff console (ivr/web) --------------------------------------------------------------------
+
+
+class StaffUser(Base):
+    """A support-staff account of the console. The password is kept only as an argon2id hash. Roles, each
+    including the ones before it: viewer (read, hear, try), editor (drafts, save versions), publisher
+    (publish, roll back), admin (accounts). Five failed logins in a row lock the account for a while."""
+
+    __tablename__ = "staff_user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class StaffAudit(Base):
+    """What staff did in the console: saves, publishes, rollbacks, uploads, logins and account changes.
+    `detail` holds the diff of a change (texts and trees hold no secret) or a short message."""
+
+    __tablename__ = "staff_audit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    username: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    line: Mapped[str] = mapped_column(String(32), default="")
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class TreeVersion(Base):
+    """One saved version of a line: every file of the line (the tree, its texts per language, recordings
+    made by people) by its path under prompts/. Versions are numbered per line and never change; the live
+    version is the last one published. A rollback publishes a new version with an old one's files. The
+    files under prompts/ are the published state (and the seed of version 1)."""
+
+    __tablename__ = "tree_version"
+    __table_args__ = (UniqueConstraint("line", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    line: Mapped[str] = mapped_column(String(32), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    base: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the version it was edited from
+    files: Mapped[dict[str, Any]] = mapped_column(JSON)
+    author: Mapped[str] = mapped_column(String(64))
+    comment: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    published_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    published_by: Mapped[str] = mapped_column(String(64), default="")
+
+
+class TreeDraft(Base):
+    """An editor's own work in progress on a line, started from version `base`. Only its author sees and
+    changes it; saving it as a version is refused when the line has moved past `base`."""
+
+    __tablename__ = "tree_draft"
+    __table_args__ = (UniqueConstraint("line", "author"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    line: Mapped[str] = mapped_column(String(32))
+    author: Mapped[str] = mapped_column(String(64))
+    base: Mapped[int] = mapped_column(Integer)
+    files: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)

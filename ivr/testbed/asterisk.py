@@ -126,23 +126,26 @@ def ensure_secrets(settings: Settings) -> Path:
         fh.write(f'ami_secret = "{secrets.token_hex(16)}"\n')
         fh.write(f'softphone_password = "{secrets.token_urlsafe(12)}"\n')
         fh.write(f'call_record_key = "{secrets.token_hex(16)}"\n')
+        fh.write(f'console_secret = "{secrets.token_hex(32)}"\n')
         for name in AGENT_SECRETS:
             fh.write(f'{name} = "{secrets.token_urlsafe(12)}"\n')
     return path
 
 
 def add_missing_secrets(settings: Settings) -> None:
-    """Secrets a newer version needs that an older var/secrets.toml lacks (the agents' passwords) are
+    """Secrets a newer version needs that an older var/secrets.toml lacks (the agents' passwords, the
+    console's cookie key) are
     appended to it; the ones it has are never changed."""
     path = secrets_file(settings)
     if path is None:
         return
     found = read_secrets(settings)
-    missing = [name for name in AGENT_SECRETS if name not in found]
+    missing = [name for name in (*AGENT_SECRETS, "console_secret") if name not in found]
     if missing:
         with path.open("a", encoding="utf-8") as fh:
             for name in missing:
-                fh.write(f'{name} = "{secrets.token_urlsafe(12)}"\n')
+                value = secrets.token_hex(32) if name == "console_secret" else secrets.token_urlsafe(12)
+                fh.write(f'{name} = "{value}"\n')
 
 
 def render_config(

@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 # Entry points and demo/test tooling: they sit above every layer and may import anything.
-ENTRY_POINTS = {"ivr.cli", "ivr.testbed"}
+ENTRY_POINTS = {"ivr.cli", "ivr.testbed", "ivr.web"}
 
 
 def contracts() -> list[dict[str, object]]:
