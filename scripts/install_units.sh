@@ -2,6 +2,7 @@
 # Install the line's systemd units and logrotate rule (scripts/systemd/), filled in for this checkout:
 #   ivr-asterisk.service   the project's Asterisk (ivr asterisk start/stop)
 #   ivr-serve@.service     the FastAGI server; run instance 1 (two instances may overlap during an upgrade)
+#   ivr-web.service        the staff console (loopback)
 #   ivr (logrotate)        var/log, the SMS and mail outbox files, Asterisk's logs
 #
 #   sudo bash scripts/install_units.sh [--user USER] [--grace SECONDS] [--dest DIR]
@@ -45,11 +46,12 @@ render() {  # template -> target, filling the @@NAME@@ marks; refuses a mark lef
 
 render "$ROOT/scripts/systemd/ivr-asterisk.service" "$UNIT_DIR/ivr-asterisk.service"
 render "$ROOT/scripts/systemd/ivr-serve@.service" "$UNIT_DIR/ivr-serve@.service"
+render "$ROOT/scripts/systemd/ivr-web.service" "$UNIT_DIR/ivr-web.service"
 render "$ROOT/scripts/systemd/ivr.logrotate" "$ROTATE_DIR/ivr"
-chmod 0644 "$UNIT_DIR/ivr-asterisk.service" "$UNIT_DIR/ivr-serve@.service" "$ROTATE_DIR/ivr"
-echo "install_units: wrote $UNIT_DIR/ivr-asterisk.service, $UNIT_DIR/ivr-serve@.service, $ROTATE_DIR/ivr" >&2
+chmod 0644 "$UNIT_DIR/ivr-asterisk.service" "$UNIT_DIR/ivr-serve@.service" "$UNIT_DIR/ivr-web.service" "$ROTATE_DIR/ivr"
+echo "install_units: wrote $UNIT_DIR/ivr-asterisk.service, $UNIT_DIR/ivr-serve@.service, $UNIT_DIR/ivr-web.service, $ROTATE_DIR/ivr" >&2
 
 if [[ -z "$DEST" ]] && command -v systemctl >/dev/null 2>&1; then
     systemctl daemon-reload
-    echo "install_units: now: systemctl enable --now ivr-asterisk.service ivr-serve@1.service" >&2
+    echo "install_units: now: systemctl enable --now ivr-asterisk.service ivr-serve@1.service ivr-web.service" >&2
 fi

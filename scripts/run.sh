@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Command 1: run the line on this machine. Installs what is missing (scripts/setup.sh), creates and
 # seeds the demo database, renders prompt audio if needed, starts the project-local Asterisk and the
-# FastAGI server, and prints how to call from a SIP softphone. Ctrl-C stops everything cleanly.
+# FastAGI server and the staff console (`ivr web`, loopback), and prints how to call from a SIP softphone
+# and where the console is. Ctrl-C stops everything cleanly.
 #
 # A server that dies is started again, with a back-off (1, 2, 4 ... 30 s); Asterisk keeps running meanwhile,
 # so calls in progress get the dialplan's failure path (apology, operator) and new calls reach the new
@@ -24,8 +25,13 @@ VAR="$(.venv/bin/python -c 'from ivr.config import load_settings; print(load_set
 PIDFILE="$VAR/run/ivr-serve.pid"
 mkdir -p "$VAR/run"
 serve_pid=""
+web_pid=""
 cleanup() {
     trap - EXIT INT TERM
+    if [[ -n "$web_pid" ]] && kill -0 "$web_pid" 2>/dev/null; then
+        kill -TERM "$web_pid" 2>/dev/null || true
+        wait "$web_pid" 2>/dev/null || true
+    fi
     if [[ -n "$serve_pid" ]] && kill -0 "$serve_pid" 2>/dev/null; then
         kill -TERM "$serve_pid" 2>/dev/null || true
         wait "$serve_pid" 2>/dev/null || true
@@ -41,6 +47,10 @@ trap 'exit 143' TERM
 "$IVR" asterisk start
 
 sip_port="$(.venv/bin/python -c 'from ivr.config import load_settings; print(load_settings().sip_port)')"
+web_at="$(.venv/bin/python -c 'from ivr.config import load_settings as l; s = l(); print(f"{s.web_host}:{s.web_port}")')"
+# The staff console: its log goes to var/log/web.log; it prints its address when it starts.
+"$IVR" web >>"$VAR/log/web.log" 2>&1 &
+web_pid=$!
 cat <<INFO
 
 === The IVR line is up (loopback only) ===
@@ -58,6 +68,8 @@ Numbers:
   88005553609                        loyalty-card line
   *9<number>                         the same over the per-call stdio AGI
   *8<number>                         the same over EAGI: speak as well as press keys (docs/speech.md)
+Staff console (edit, hear, try and publish the menus): http://${web_at}/
+  first account: .venv/bin/ivr staff add NAME --role admin   (asks for the password; never printed)
 Scripted call without a softphone:   .venv/bin/ivr dial 0505 --from 79161234567 --keys 1
 Demo subscribers (PINs in docs/demo-subscribers.md):
 INFO

@@ -145,6 +145,8 @@ class AgiChannel:
                     whole = time.perf_counter() - self._input_at
                     self.latency.record(whole - (self._asterisk_wait - self._asterisk_wait_at_input), whole)
                 self._input_at = None
+            if path.parent.name != "words":  # a prompt's own audio (never the words of a caller's values)
+                log.debug("stream %s", name)
             response = await self._cmd(f"STREAM FILE {quote(name)} {quote(escape)}", extra=seconds)
             if response.code != 200:
                 log.warning("STREAM FILE refused (%s)", response.code)

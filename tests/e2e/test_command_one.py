@@ -13,6 +13,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,6 +64,7 @@ def command_one(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Setti
             "IVR_AGI_PORT": str(free_port()),
             "IVR_AMI_PORT": str(free_port()),
             "IVR_METRICS_PORT": str(free_port()),
+            "IVR_WEB_PORT": str(free_port()),
             "IVR_SIP_PORT": str(free_port(udp=True)),
             "IVR_RTP_START": str(31000 + (os.getpid() % 100) * 40),
             "IVR_RTP_END": str(31000 + (os.getpid() % 100) * 40 + 998),
@@ -146,3 +148,12 @@ def test_a_server_killed_mid_call_is_restarted_and_the_caller_gets_the_failure_p
     ]
     assert "balance.report:ok" in done, after.describe()
     assert "ivr serve died" in log.read_text(encoding="utf-8", errors="replace")
+    # Command 1 runs the staff console too, on loopback, and says where
+    _wait_for("the staff console", lambda: _listening(settings.web_port), proc)
+    with urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/login", timeout=10) as page:
+        assert page.status == 200 and b'id="login"' in page.read()
+    printed = log.read_text(encoding="utf-8", errors="replace")
+    assert (
+        f"Staff console (edit, hear, try and publish the menus): http://127.0.0.1:{settings.web_port}/"
+        in printed
+    )

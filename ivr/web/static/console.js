@@ -19,7 +19,7 @@ const Console = (() => {
   function play(src) {
     if (player) player.pause();
     player = new Audio(src);
-    player.id = "player";
+    window.consolePlayer = player;
     player.play().catch(() => {});
     document.body.dataset.lastPlayed = src;
     return player;

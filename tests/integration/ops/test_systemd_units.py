@@ -49,7 +49,7 @@ def unit(dest: Path, name: str) -> dict[str, list[str]]:
 
 
 def test_every_mark_is_filled_with_this_checkout(installed: Path) -> None:
-    for name in ("ivr-asterisk.service", "ivr-serve@.service", "ivr"):
+    for name in ("ivr-asterisk.service", "ivr-serve@.service", "ivr-web.service", "ivr"):
         text = (installed / name).read_text()
         assert re.search(r"@@[A-Z_]+@@", text) is None, name
         assert str(PROJECT_ROOT) in text, name
@@ -69,6 +69,12 @@ def test_the_server_starts_after_asterisk_and_drains_its_calls_before_it_is_kill
         assert values["LimitNOFILE"] == ["65536"]
 
 
+def test_the_console_restarts_unless_its_settings_are_wrong(installed: Path) -> None:
+    web = unit(installed, "ivr-web.service")
+    assert web["ExecStart"] == [f"{PROJECT_ROOT}/.venv/bin/ivr web"]
+    assert web["Restart"] == ["always"] and web["RestartPreventExitStatus"] == ["2"]
+
+
 def test_systemd_accepts_the_units(installed: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
@@ -78,7 +84,13 @@ def test_systemd_accepts_the_units(installed: Path) -> None:
     instance = installed / "ivr-serve@1.service"
     instance.write_text((installed / "ivr-serve@.service").read_text())
     done = subprocess.run(
-        [analyze, "verify", str(installed / "ivr-asterisk.service"), str(instance)],
+        [
+            analyze,
+            "verify",
+            str(installed / "ivr-asterisk.service"),
+            str(instance),
+            str(installed / "ivr-web.service"),
+        ],
         capture_output=True,
         text=True,
         check=False,
