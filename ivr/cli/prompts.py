@@ -2,6 +2,7 @@
 
 ivr prompts render [LINE] [--lang L] [--engine auto|rhvoice|espeak|gtts] [--force] [--jobs N]
 ivr prompts check                      exit 1 when a text has a bad placeholder or stale/missing audio
+ivr prompts prune [--grace SECONDS]    delete prompt audio no text has used for the grace period
 ivr prompts say --lang ru money 123.45 prints the words (and, with --files, the files played)
 """
 
@@ -39,6 +40,20 @@ def register(subparsers: Any) -> None:
 
     check = sub.add_parser("check", help="check texts and rendered audio of every line")
     check.set_defaults(func=cmd_check)
+
+    prune = sub.add_parser(
+        "prune",
+        help="delete the audio of text versions no longer used, once unused for the grace period "
+        "(render does this too)",
+    )
+    prune.add_argument(
+        "--grace",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long a file stays after its text changed (default 3600: longer than any call)",
+    )
+    prune.set_defaults(func=cmd_prune)
 
     listing = sub.add_parser("list", help="list prompt texts: key, text (and whether audio is rendered)")
     listing.add_argument("line", nargs="?", help="one line (default: every line and the common texts)")
@@ -119,8 +134,20 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_prune(settings: Settings, args: argparse.Namespace) -> int:
+    from ivr.prompts.render import PRUNE_GRACE_SECONDS, prune_prompts
+
+    report = prune_prompts(settings, grace=PRUNE_GRACE_SECONDS if args.grace is None else args.grace)
+    for rel in report.deleted:
+        print(f"deleted {rel}")
+    print(
+        f"{len(report.deleted)} deleted, {len(report.waiting)} unused and kept until their grace period ends"
+    )
+    return 0
+
+
 def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
-    from ivr.prompts.voice import COMMON, PromptVoice, parse_template
+    from ivr.prompts.voice import COMMON, PromptVoice, parse_template, piece_file
 
     voice = PromptVoice(settings)
     sources = [args.line] if args.line else [*voice.lines(), COMMON]
@@ -132,7 +159,8 @@ def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
                 text = voice.raw_text(source, lang, key) or ""
                 pieces = parse_template(key, text, lang, source).static_pieces()
                 rendered = all(
-                    (settings.sounds / lang / source / f"{stem}.wav").is_file() for stem, _ in pieces
+                    (settings.sounds / lang / source / piece_file(stem, piece)).is_file()
+                    for stem, piece in pieces
                 )
                 print(f"{source}.{lang}\t{key}\t{'ok ' if rendered else 'NO '}\t{text}")
     return 0

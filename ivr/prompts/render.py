@@ -15,9 +15,20 @@ Output: telephone audio, 8 kHz mono 16-bit PCM WAV, under settings.sounds (layou
      so a concatenated amount does not jump in volume between words;
   5. the file is written to a temporary name and renamed, so a live server never plays half a file.
 
+A static piece of a text is written to its content-addressed name `<stem>.<h>.wav` (h: a hash of the
+piece's text, `voice.piece_file`), so rendering a changed text never overwrites audio that a call still
+on the previous version plays; `<stem>.wav` is then pointed at it as a hard link (a copy where the file
+system cannot link): the newest render under its plain name, for the dialplan and for people.
+
 `var/sounds/manifest.json` records, per file, the text, engine, voice and a hash of (pipeline version,
-engine, voice, language, text); a file whose hash matches and which exists is not rendered again. Jobs run
-in a thread pool (each job is two short subprocesses), by default one worker per core.
+engine, voice, language, text); a file whose hash matches and which exists is not rendered again (nor is
+a piece whose plain-named file from before the hashed names has that hash: it is linked, not rendered).
+Jobs run in a thread pool (each job is two short subprocesses), by default one worker per core.
+
+Pruning (`prune_prompts`, run at the end of `render`): a hashed piece the current texts no longer use is
+first marked in the manifest (`unused_since`) and deleted by a later prune once it has been unused for
+the grace period (PRUNE_GRACE_SECONDS, an hour; longer than any call), so a call in progress on the old
+version still finds its audio. Words and names are never pruned.
 """
 
 from __future__ import annotations
@@ -49,11 +60,14 @@ from ivr.prompts.tts import SynthesisError, TtsEngine, get_engine
 from ivr.prompts.voice import (
     COMMON,
     KINDS,
+    PIECE_FILE,
     WORDING,
     WORDS_DIR,
     PromptVoice,
+    VoiceView,
     name_slug,
     parse_template,
+    piece_file,
     slug,
     vocabulary,
 )
@@ -71,6 +85,9 @@ KEEP_BEFORE_MS = 20
 KEEP_AFTER_MS = 40
 PAUSE_MS = 250
 MANIFEST = "manifest.json"
+# How long a piece's audio stays after the current texts stopped using it: longer than any call
+# (settings.max_call_seconds), so a call that started on the old version plays it to the end.
+PRUNE_GRACE_SECONDS = 3600.0
 
 _CYRILLIC = re.compile("[а-яА-ЯёЁ]")
 
@@ -81,10 +98,13 @@ class RenderError(RuntimeError):
 
 @dataclass(frozen=True)
 class RenderJob:
-    rel: str  # path under the sounds directory, e.g. "ru/operator/balance_is.0.wav"
+    rel: str  # path under the sounds directory, e.g. "ru/operator/balance_is.0.3f2a9c01de.wav"
     text: str
     lang: str
     kind: str  # prompt | word | name | pause
+    # A static piece's plain name ("ru/operator/balance_is.0.wav"), kept as a hard link to `rel` once it
+    # is rendered: the dialplan plays a few prompts by name. "" for none.
+    alias: str = ""
 
 
 @dataclass
@@ -97,12 +117,20 @@ class RenderReport:
     seconds: float = 0.0
     engine: str = ""
     by_engine: dict[str, int] = field(default_factory=dict)
+    pruned: int = 0  # unused piece files deleted (prune_prompts)
 
     def summary(self) -> str:
         return (
             f"{self.planned} files: {self.rendered} rendered, {self.skipped} unchanged, "
             f"{len(self.failed)} failed, {self.fallbacks} fell back ({self.engine}, {self.seconds:.1f} s)"
+            + (f"; {self.pruned} unused pruned" if self.pruned else "")
         )
+
+
+@dataclass
+class PruneReport:
+    deleted: list[str] = field(default_factory=list)  # paths under the sounds directory
+    waiting: list[str] = field(default_factory=list)  # unused, kept until their grace period is over
 
 
 # ----- audio post-processing -------------------------------------------------------------------------
@@ -224,6 +252,25 @@ def write_wav(path: Path, audio: AudioSegment) -> None:
     os.replace(tmp, path)
 
 
+def link_file(src: Path, dst: Path) -> None:
+    """Make `dst` the same file as `src`: a hard link, or a copy where the file system cannot link; put in
+    place by a rename, so a reader of `dst` sees the old file or the new one, never half of one."""
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def telephone_audio(src: Path, dst: Path) -> float:
     """The whole post-processing chain for one file; returns the result's duration in seconds."""
     audio = trim_and_normalise(resample_to_telephone(src))
@@ -246,6 +293,7 @@ class Manifest:
         self.path = path
         self._lock = threading.Lock()
         self._changed: set[str] = set()
+        self._dropped: set[str] = set()
         self.files: dict[str, dict[str, Any]] = self._read_files()
 
     def _read_files(self) -> dict[str, dict[str, Any]]:
@@ -265,6 +313,17 @@ class Manifest:
         with self._lock:
             self.files[rel] = entry
             self._changed.add(rel)
+            self._dropped.discard(rel)
+
+    def drop(self, rel: str) -> None:
+        with self._lock:
+            self.files.pop(rel, None)
+            self._dropped.add(rel)
+            self._changed.discard(rel)
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._changed or self._dropped)
 
     def save(self) -> None:
         """Write our changes over what is on disk now, so two renders (e.g. `render_names` from the server
@@ -272,8 +331,11 @@ class Manifest:
         with self._lock:
             merged = dict(self._read_files())
             merged.update({rel: self.files[rel] for rel in self._changed})
+            for rel in self._dropped:
+                merged.pop(rel, None)
             self.files = merged
             self._changed.clear()
+            self._dropped.clear()
             data = {"version": 1, "pipeline": PIPELINE_VERSION, "files": dict(sorted(merged.items()))}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
@@ -284,7 +346,10 @@ class Manifest:
 # ----- planning ---------------------------------------------------------------------------------------
 
 
-def plan_prompts(voice: PromptVoice, lines: Iterable[str], langs: Iterable[str]) -> list[RenderJob]:
+def plan_prompts(
+    voice: PromptVoice | VoiceView, lines: Iterable[str], langs: Iterable[str]
+) -> list[RenderJob]:
+    """A job per static piece of the texts: its hashed file, with its plain name as the alias."""
     jobs: list[RenderJob] = []
     seen: set[str] = set()
     for lang in langs:
@@ -296,10 +361,12 @@ def plan_prompts(voice: PromptVoice, lines: Iterable[str], langs: Iterable[str])
 
                 template = parse_template(key, text, lang, source)
                 for stem, piece in template.static_pieces():
-                    rel = f"{lang}/{source}/{stem}.wav"
+                    rel = f"{lang}/{source}/{piece_file(stem, piece)}"
                     if rel not in seen:
                         seen.add(rel)
-                        jobs.append(RenderJob(rel, piece, lang, "prompt"))
+                        jobs.append(
+                            RenderJob(rel, piece, lang, "prompt", alias=f"{lang}/{source}/{stem}.wav")
+                        )
     return jobs
 
 
@@ -425,12 +492,9 @@ def render_jobs(
     todo: list[RenderJob] = []
     for job in jobs:
         entry = manifest.get(job.rel)
-        if (
-            not force
-            and entry is not None
-            and entry.get("hash") == renderer.expected_hash(job)
-            and (sounds / job.rel).is_file()
-        ):
+        expected = renderer.expected_hash(job)
+        current = entry is not None and entry.get("hash") == expected and (sounds / job.rel).is_file()
+        if not force and (current or _adopt_plain(sounds, manifest, job, expected)):
             report.skipped += 1
         else:
             todo.append(job)
@@ -455,11 +519,47 @@ def render_jobs(
                     report.by_engine[entry["engine"]] = report.by_engine.get(entry["engine"], 0) + 1
                 bar.update(1)
         bar.close()
+    failed = {rel for rel, _error in report.failed}
+    for job in jobs:
+        if job.alias and job.rel not in failed:
+            try:
+                _point_alias(sounds, job)
+            except OSError as exc:
+                log.error("cannot link %s to %s: %s", job.alias, job.rel, exc)
+                report.failed.append((job.alias, str(exc)))
+    if manifest.dirty:
         manifest.save()
     report.fallbacks = renderer.fallbacks
     report.seconds = time.perf_counter() - started
     log.info("render: %s", report.summary())
     return report
+
+
+def _adopt_plain(sounds: Path, manifest: Manifest, job: RenderJob, expected: str) -> bool:
+    """A piece rendered before the hashed names, under its plain name from this very text with this
+    engine and voice: link it to the hashed name instead of rendering it again (the first render after
+    the upgrade costs no TTS). Its manifest entry moves to the hashed name."""
+    if not job.alias:
+        return False
+    entry = manifest.get(job.alias)
+    plain = sounds / job.alias
+    if entry is None or entry.get("hash") != expected or entry.get("text") != job.text or not plain.is_file():
+        return False
+    try:
+        link_file(plain, sounds / job.rel)
+    except OSError as exc:
+        log.warning("cannot link %s to %s (%s); rendering it", job.alias, job.rel, exc)
+        return False
+    manifest.put(job.rel, dict(entry))
+    manifest.drop(job.alias)
+    return True
+
+
+def _point_alias(sounds: Path, job: RenderJob) -> None:
+    """The plain name of a piece is the newest render of it (what the dialplan plays by name)."""
+    target, alias = sounds / job.rel, sounds / job.alias
+    if target.is_file() and not _same_file(target, alias):
+        link_file(target, alias)
 
 
 def render(
@@ -473,9 +573,11 @@ def render(
     progress: bool = True,
     voices: dict[str, str] | None = None,
     names: Iterable[str] = (),
+    prune: bool = True,
 ) -> RenderReport:
     """Render the texts of `line` (all lines when None) plus common texts, the words vocabulary and
-    `names`, for `langs` (every language that has texts when None)."""
+    `names`, for `langs` (every language that has texts when None); then (prune) mark and, past their
+    grace period, delete piece files no text uses any more (`prune_prompts`)."""
     voice = PromptVoice(settings)
     lines = [line] if line else voice.lines()
     if line and line not in voice.lines():
@@ -485,7 +587,7 @@ def render(
     else:
         languages = sorted({lang for ln in lines for lang in voice.languages(ln)} or set(voice.languages()))
     jobs = plan_prompts(voice, lines, languages) + plan_words(languages) + plan_names(names, languages)
-    return render_jobs(
+    report = render_jobs(
         settings,
         jobs,
         engine=engine or settings.tts_engine,
@@ -494,6 +596,69 @@ def render(
         progress=progress,
         voices=voices,
     )
+    if prune:
+        report.pruned = len(prune_prompts(settings).deleted)
+    return report
+
+
+def prune_prompts(
+    settings: Settings,
+    *,
+    grace: float = PRUNE_GRACE_SECONDS,
+    now: float | None = None,
+    keep: Iterable[str] = (),
+) -> PruneReport:
+    """Delete the piece files (`<stem>.<h>.wav`) that no current text uses, once they have been unused for
+    `grace` seconds.
+
+    The first prune that finds a file unused marks it in the manifest (`unused_since`, seconds since the
+    epoch); a prune at least `grace` later deletes it, and a file used again (a text changed back) loses
+    its mark. So a call that started on the previous version, whose audio the current texts no longer
+    use, still finds it for as long as any call lasts. Publishing (the staff console, `ivr prompts
+    render`) runs it after rendering; `ivr prompts prune` runs it alone. `keep`: more paths under the
+    sounds directory to keep (say, the pieces of a set still in service). Plain names (the newest render,
+    hard links), words and names are never touched; deleting a hashed name leaves the plain link's audio.
+    """
+    report = PruneReport()
+    sounds = settings.sounds
+    if not sounds.is_dir():
+        return report
+    now = time.time() if now is None else now
+    voice = PromptVoice(settings)
+    used = {job.rel for job in plan_prompts(voice, voice.lines(), voice.languages())} | set(keep)
+    manifest = Manifest(sounds / MANIFEST)
+    found: set[str] = set()
+    for lang_dir in sorted(p for p in sounds.iterdir() if p.is_dir()):
+        for source_dir in sorted(p for p in lang_dir.iterdir() if p.is_dir() and p.name != WORDS_DIR):
+            for path in sorted(source_dir.iterdir()):
+                if not PIECE_FILE.match(path.name):
+                    continue
+                rel = f"{lang_dir.name}/{source_dir.name}/{path.name}"
+                found.add(rel)
+                entry = manifest.get(rel)
+                if rel in used:
+                    if entry is not None and "unused_since" in entry:
+                        manifest.put(rel, {k: v for k, v in entry.items() if k != "unused_since"})
+                    continue
+                since = entry.get("unused_since") if entry is not None else None
+                if not isinstance(since, int | float):
+                    manifest.put(rel, {**(entry or {}), "unused_since": round(now, 3)})
+                    report.waiting.append(rel)
+                elif now - since >= grace:
+                    path.unlink(missing_ok=True)
+                    manifest.drop(rel)
+                    report.deleted.append(rel)
+                else:
+                    report.waiting.append(rel)
+    for rel in list(manifest.files):
+        # The entry of a piece file someone deleted: nothing to play, nothing to keep.
+        if rel not in found and "/" + WORDS_DIR + "/" not in rel and PIECE_FILE.match(rel.rsplit("/", 1)[-1]):
+            manifest.drop(rel)
+    if manifest.dirty:
+        manifest.save()
+    if report.deleted:
+        log.info("prune: %d unused prompt files deleted", len(report.deleted))
+    return report
 
 
 def render_names(
@@ -527,11 +692,13 @@ def check_prompts(
     keys_by_lang: Mapping[str, Iterable[str]],
     *,
     check_audio: bool = True,
-    voice: PromptVoice | None = None,
+    voice: PromptVoice | VoiceView | None = None,
 ) -> list[str]:
-    """Problems with the prompts a tree uses, for `ivr validate`: a key without text in a language (in
-    the line's or the common texts), an unknown placeholder kind, and (check_audio) a static piece or a
-    vocabulary word without rendered audio, or with audio rendered from an older text."""
+    """Problems with the prompts a tree uses, for `ivr validate` and the server's acceptance of a new
+    set: a key without text in a language (in the line's or the common texts), an unknown placeholder
+    kind, and (check_audio) a static piece without its rendered audio (`<stem>.<h>.wav` of that very
+    text) or a vocabulary word without audio. `voice`: the texts to check (a `VoiceView` of a candidate
+    set); by default the text files."""
     voice = voice or PromptVoice(settings)
     manifest = Manifest(settings.sounds / MANIFEST) if check_audio else None
     problems: list[str] = []
@@ -555,8 +722,10 @@ def check_prompts(
             if manifest is None:
                 continue
             for stem, piece in template.static_pieces():
-                rel = f"{lang}/{source}/{stem}.wav"
-                problem = _audio_problem(settings.sounds, manifest, rel, piece)
+                rel = f"{lang}/{source}/{piece_file(stem, piece)}"
+                problem = _audio_problem(
+                    settings.sounds, manifest, rel, piece, plain=f"{lang}/{source}/{stem}.wav"
+                )
                 if problem:
                     problems.append(f"{line}/{lang}: prompt {key!r}: {problem}")
             if template.has_placeholders and lang not in words_checked and lang in WORDING:
@@ -574,9 +743,12 @@ def check_prompts(
     return problems
 
 
-def _audio_problem(sounds: Path, manifest: Manifest, rel: str, text: str) -> str | None:
+def _audio_problem(sounds: Path, manifest: Manifest, rel: str, text: str, *, plain: str = "") -> str | None:
+    """Why the piece file `rel` (named by the hash of `text`) cannot be played for `text`, or None."""
     path = sounds / rel
     if not path.is_file():
+        if plain and (sounds / plain).is_file():
+            return f"audio {plain} is older than its text (run `ivr prompts render`)"
         return f"no audio {rel} (run `ivr prompts render`)"
     entry = manifest.get(rel)
     if entry is None or entry.get("text") != text:

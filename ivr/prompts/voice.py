@@ -5,20 +5,26 @@
     voice.text(line, lang, PromptRef)   -> str          what is said (simulator, logs)
     voice.files(line, lang, PromptRef)  -> list[Path]   WAV files to play in order (absolute paths)
     voice.stream_names(...)             -> list[str]    the same paths minus ".wav", for Asterisk STREAM FILE
+    voice.for_texts(catalog)            -> VoiceView    the same API, bound to one set of texts (one call)
 
 A text such as "Ваш баланс {balance:money}." is split at its placeholders. Each static piece that has
-something to say is a pre-rendered file `<sounds>/<lang>/<line>/<key>.<n>.wav` (n counts the spoken
-static pieces from 0), or `<key>.wav` when the text has no placeholder. A value is worded by
-`wording_ru` / `wording_en` into tokens, each of which is a pre-rendered file
-`<sounds>/<lang>/words/<slug>.wav`. Texts found only in `common.<lang>.yaml` live under
-`<sounds>/<lang>/common/`.
+something to say is a pre-rendered file named by the piece and by a hash of its text,
+`<sounds>/<lang>/<line>/<key>.<n>.<h>.wav` (n counts the spoken static pieces from 0; h = `text_hash`,
+the first 10 hex digits of the sha1 of the piece's text), or `<key>.<h>.wav` when the text has no
+placeholder. Content-addressed, so the audio of an old text and of its new version lie side by side: a
+call that started before a new version was published plays the old audio to its end, while new calls
+play the new one. `ivr prompts render` also keeps `<key>.wav` / `<key>.<n>.wav` as a hard link to the
+newest render, for the dialplan (which plays a few prompts by name) and for people; the server never
+plays those. A value is worded by `wording_ru` / `wording_en` into tokens, each of which is a
+pre-rendered file `<sounds>/<lang>/words/<slug>.wav` (words and names are values, not versioned texts:
+no hash). Texts found only in `common.<lang>.yaml` live under `<sounds>/<lang>/common/`.
 
 Lookup order for a key: the line's texts in the language, the common texts in the language, then the same
 two in the default language (settings.default_language). A key found nowhere raises `PromptNotFound`.
 
 Texts are loaded once (own small YAML loader: `prompts/texts/<line>.<lang>.yaml`, flat `key: text`);
-resolved templates and static-only file lists are cached, so a call costs a dict lookup plus the wording
-of its values (microseconds; see docs/benchmarks.md).
+resolved templates and static-only file lists are cached per set of texts (`VoiceView`), so a call costs a
+dict lookup plus the wording of its values (microseconds; see docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -68,6 +74,21 @@ class NameToken(str):
     """A plan/reward name said as one pre-rendered fragment (see render.render_names)."""
 
     __slots__ = ()
+
+
+PIECE_HASH_LENGTH = 10
+# A static piece's content-addressed file: `<stem>.<h>.wav` (render.prune_prompts finds them by this).
+PIECE_FILE = re.compile(rf"^(?P<stem>.+)\.(?P<hash>[0-9a-f]{{{PIECE_HASH_LENGTH}}})\.wav$")
+
+
+def text_hash(text: str) -> str:
+    """The short hash that names a static piece's audio: the first 10 hex digits of the sha1 of its text."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:PIECE_HASH_LENGTH]
+
+
+def piece_file(stem: str, text: str) -> str:
+    """The file name of a static piece's audio: "balance_is.0" + "Ваш баланс" -> "balance_is.0.<h>.wav"."""
+    return f"{stem}.{text_hash(text)}.wav"
 
 
 def name_slug(name: str) -> str:
@@ -255,79 +276,48 @@ def load_text_file(path: Path) -> dict[str, str]:
     return {key: entry.text for key, entry in read_text_file(path).items()}
 
 
-class PromptVoice:
-    """Texts and audio files for prompts; one per process, shared by all calls (thread-safe reads)."""
+# (source, language) -> key -> text: the texts a view speaks.
+Texts = dict[tuple[str, str], dict[str, str]]
 
-    def __init__(self, settings: Settings, *, on_missing_name: Callable[[str], None] | None = None) -> None:
-        self.settings = settings
-        self.default_language = settings.default_language
-        self.sounds = settings.sounds.resolve()
-        self._on_missing_name = on_missing_name
-        self._lock = threading.Lock()
-        self.reload()
 
-    # ----- loading -------------------------------------------------------------------------------
+def catalog_texts(catalog: TextCatalog) -> Texts:
+    """The texts of a line's set as a view reads them: each file as read, by (source, language)."""
+    return {key: {k: e.text for k, e in entries.items()} for key, entries in catalog.by_source.items()}
 
-    def reload(self) -> None:
-        """Read all text files again (after an edit) and drop the caches."""
-        files = text_files(self.settings.prompts)
-        texts: dict[tuple[str, str], dict[str, str]] = {}
-        mtimes: dict[Path, float] = {}
-        for (source, lang), path in files.items():
-            texts[(source, lang)] = load_text_file(path)
-            mtimes[path] = path.stat().st_mtime
-        word_paths: dict[str, dict[str, Path]] = {}
-        for lang in WORDING:
-            base = self.sounds / lang / WORDS_DIR
-            word_paths[lang] = {w: base / f"{slug(w)}.wav" for w in vocabulary(lang)}
-        with self._lock:
-            self._texts = texts
-            self._mtimes = mtimes
-            self._templates: dict[tuple[str, str, str], Template] = {}
-            self._static_files: dict[tuple[str, str, str], list[Path]] = {}
-            self._word_paths = word_paths
-        log.debug("prompt texts loaded: %d files", len(files))
 
-    def use_texts(self, catalog: TextCatalog) -> None:
-        """Serve a line's texts from its accepted set (the server's TreeStore checked them against the
-        tree and the rendered audio) instead of from the files, which may hold an edit not taken yet."""
-        texts = {key: {k: e.text for k, e in entries.items()} for key, entries in catalog.by_source.items()}
-        with self._lock:
-            self._texts = {**self._texts, **texts}
-            self._templates = {}
-            self._static_files = {}
+class VoiceView:
+    """What the caller hears from one set of texts: the lookup, the text and the audio files of a prompt.
 
-    def reload_if_changed(self) -> bool:
-        """Reload when a text file was added, removed or edited. A few stat() calls."""
-        files = text_files(self.settings.prompts)
-        current = {path: path.stat().st_mtime for path in files.values()}
-        if current != self._mtimes:
-            self.reload()
-            return True
-        return False
+    `PromptVoice` speaks through a view of the texts it loaded (or was told to use); `voice.for_texts(
+    catalog)` gives the view of one accepted set, which a call keeps from its first prompt to its last, so
+    a new version published mid-call never changes what that call says or plays. A view's caches (parsed
+    templates, file lists of static prompts) live as long as the view; views are shared by all calls on
+    the same set. Reads are thread-safe (a race only parses a template twice)."""
 
-    def lines(self) -> list[str]:
-        return sorted({source for source, _lang in self._texts if source != COMMON})
-
-    def languages(self, line: str | None = None) -> list[str]:
-        return sorted({lang for source, lang in self._texts if line is None or source in (line, COMMON)})
-
-    def keys(self, source: str, lang: str) -> list[str]:
-        return sorted(self._texts.get((source, lang), {}))
+    def __init__(self, voice: PromptVoice, texts: Texts, *, fallback: bool = False) -> None:
+        self.voice = voice
+        self._texts = texts
+        # A key none of these texts has is looked up in the voice's current texts: a driver's own prompt
+        # (the apology, the queue's place and wait) that a tree's set may lack.
+        self._fallback = fallback
+        self._templates: dict[tuple[str, str, str], Template] = {}
+        self._static_files: dict[tuple[str, str, str], list[Path]] = {}
 
     def raw_text(self, source: str, lang: str, key: str) -> str | None:
         return self._texts.get((source, lang), {}).get(key)
 
-    # ----- lookup --------------------------------------------------------------------------------
+    def keys(self, source: str, lang: str) -> list[str]:
+        return sorted(self._texts.get((source, lang), {}))
 
     def template(self, line: str, lang: str, key: str) -> Template:
         cache_key = (line, lang, key)
         found = self._templates.get(cache_key)
         if found is not None:
             return found
+        default = self.voice.default_language
         candidates = [(line, lang), (COMMON, lang)]
-        if lang != self.default_language:
-            candidates += [(line, self.default_language), (COMMON, self.default_language)]
+        if lang != default:
+            candidates += [(line, default), (COMMON, default)]
         for source, text_lang in candidates:
             text = self._texts.get((source, text_lang), {}).get(key)
             if text is not None:
@@ -336,9 +326,11 @@ class PromptVoice:
                 found = parse_template(key, text, text_lang, source)
                 self._templates[cache_key] = found
                 return found
+        if self._fallback:
+            return self.voice.template(line, lang, key)
         raise PromptNotFound(
             f"no text for prompt {key!r} of line {line!r} in {lang!r}, in common texts, "
-            f"or in the default language {self.default_language!r}"
+            f"or in the default language {default!r}"
         )
 
     def has(self, line: str, lang: str, key: str) -> bool:
@@ -347,17 +339,6 @@ class PromptVoice:
         except PromptNotFound:
             return False
         return True
-
-    def static_path(self, template: Template, stem: str) -> Path:
-        return self.sounds / template.lang / template.source / f"{stem}.wav"
-
-    def word_path(self, lang: str, word: str) -> Path:
-        if isinstance(word, NameToken):
-            return self.sounds / lang / WORDS_DIR / f"{name_slug(word)}.wav"
-        path = self._word_paths.get(lang, {}).get(word)
-        return path if path is not None else self.sounds / lang / WORDS_DIR / f"{slug(word)}.wav"
-
-    # ----- what the caller hears ----------------------------------------------------------------
 
     def text(self, line: str, lang: str, ref: PromptRef) -> str:
         template = self.template(line, lang, ref.key)
@@ -380,23 +361,24 @@ class PromptVoice:
         if static is not None:
             return list(static)
         template = self.template(line, lang, ref.key)
+        voice = self.voice
         if not template.has_placeholders:
-            result = [self.static_path(template, stem) for stem, _text in template.static_pieces()]
+            result = [voice.static_path(template, stem, piece) for stem, piece in template.static_pieces()]
             self._static_files[cache_key] = result
             return list(result)
         out: list[Path] = []
         for seg in template.segments:
             if seg.static is not None:
                 if seg.index >= 0:
-                    out.append(self.static_path(template, f"{template.key}.{seg.index}"))
+                    out.append(voice.static_path(template, f"{template.key}.{seg.index}", seg.static.strip()))
                 continue
             for word in self._value_words(line, template, seg, ref.values):
-                path = self.word_path(template.lang, word)
+                path = voice.word_path(template.lang, word)
                 if isinstance(word, NameToken) and not os.path.exists(path):
                     # Never fail a call for a name rendered late: skip it (the text still has it).
                     log.warning("no audio for name %r (%s); skipped", str(word), path.name)
-                    if self._on_missing_name is not None:
-                        self._on_missing_name(str(word))
+                    if voice.on_missing_name is not None:
+                        voice.on_missing_name(str(word))
                     continue
                 out.append(path)
         return out
@@ -424,6 +406,116 @@ class PromptVoice:
                 type(exc).__name__,
             )
             return ()
+
+
+class PromptVoice:
+    """Texts and audio files for prompts; one per process, shared by all calls (thread-safe reads).
+
+    Its own `text/files/stream_names/has` speak the texts it loaded from the files (or, in the server,
+    the texts of the sets in service: `use_texts`). A call speaks through `for_texts(catalog)`, the view
+    of the set it started with."""
+
+    def __init__(self, settings: Settings, *, on_missing_name: Callable[[str], None] | None = None) -> None:
+        self.settings = settings
+        self.default_language = settings.default_language
+        self.sounds = settings.sounds.resolve()
+        self.on_missing_name = on_missing_name
+        self._lock = threading.Lock()
+        # line -> (the catalog, its view): the view of a line's newest set, made once per set.
+        self._views: dict[str, tuple[TextCatalog, VoiceView]] = {}
+        self.reload()
+
+    # ----- loading -------------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Read all text files again (after an edit) and drop the caches."""
+        files = text_files(self.settings.prompts)
+        texts: Texts = {}
+        mtimes: dict[Path, float] = {}
+        for (source, lang), path in files.items():
+            texts[(source, lang)] = load_text_file(path)
+            mtimes[path] = path.stat().st_mtime
+        word_paths: dict[str, dict[str, Path]] = {}
+        for lang in WORDING:
+            base = self.sounds / lang / WORDS_DIR
+            word_paths[lang] = {w: base / f"{slug(w)}.wav" for w in vocabulary(lang)}
+        with self._lock:
+            self._texts = texts
+            self._view = VoiceView(self, texts)
+            self._mtimes = mtimes
+            self._word_paths = word_paths
+        log.debug("prompt texts loaded: %d files", len(files))
+
+    def use_texts(self, catalog: TextCatalog) -> None:
+        """Serve a line's texts from its accepted set (the server's TreeStore checked them against the
+        tree and the rendered audio) instead of from the files, which may hold an edit not taken yet.
+        This is the voice's own texts (tools, the fallback of views); calls speak `for_texts`."""
+        with self._lock:
+            self._texts = {**self._texts, **catalog_texts(catalog)}
+            self._view = VoiceView(self, self._texts)
+
+    def for_texts(self, catalog: TextCatalog, *, cache: bool = True) -> VoiceView:
+        """The view of one line's set of texts (`TreeStore.texts(line)`): what a call that started on
+        that set hears, to its end. One view per set (the catalog object): a call pays a dict lookup.
+        `cache=False` makes a view of its own (checking a candidate set that may be refused)."""
+        found = self._views.get(catalog.line)
+        if found is not None and found[0] is catalog:
+            return found[1]
+        view = VoiceView(self, catalog_texts(catalog), fallback=True)
+        if cache:
+            self._views[catalog.line] = (catalog, view)
+        return view
+
+    def reload_if_changed(self) -> bool:
+        """Reload when a text file was added, removed or edited. A few stat() calls."""
+        files = text_files(self.settings.prompts)
+        current = {path: path.stat().st_mtime for path in files.values()}
+        if current != self._mtimes:
+            self.reload()
+            return True
+        return False
+
+    def lines(self) -> list[str]:
+        return sorted({source for source, _lang in self._texts if source != COMMON})
+
+    def languages(self, line: str | None = None) -> list[str]:
+        return sorted({lang for source, lang in self._texts if line is None or source in (line, COMMON)})
+
+    def keys(self, source: str, lang: str) -> list[str]:
+        return self._view.keys(source, lang)
+
+    def raw_text(self, source: str, lang: str, key: str) -> str | None:
+        return self._view.raw_text(source, lang, key)
+
+    # ----- lookup --------------------------------------------------------------------------------
+
+    def template(self, line: str, lang: str, key: str) -> Template:
+        return self._view.template(line, lang, key)
+
+    def has(self, line: str, lang: str, key: str) -> bool:
+        return self._view.has(line, lang, key)
+
+    def static_path(self, template: Template, stem: str, text: str) -> Path:
+        """The audio of one static piece of `template`: named by its text's hash (`piece_file`)."""
+        return self.sounds / template.lang / template.source / piece_file(stem, text)
+
+    def word_path(self, lang: str, word: str) -> Path:
+        if isinstance(word, NameToken):
+            return self.sounds / lang / WORDS_DIR / f"{name_slug(word)}.wav"
+        path = self._word_paths.get(lang, {}).get(word)
+        return path if path is not None else self.sounds / lang / WORDS_DIR / f"{slug(word)}.wav"
+
+    # ----- what the caller hears ----------------------------------------------------------------
+
+    def text(self, line: str, lang: str, ref: PromptRef) -> str:
+        return self._view.text(line, lang, ref)
+
+    def files(self, line: str, lang: str, ref: PromptRef) -> list[Path]:
+        return self._view.files(line, lang, ref)
+
+    def stream_names(self, line: str, lang: str, ref: PromptRef) -> list[str]:
+        """Absolute paths without extension, as Asterisk's STREAM FILE / Playback want them."""
+        return self._view.stream_names(line, lang, ref)
 
 
 def asterisk_name(path: Path) -> str:

@@ -39,7 +39,7 @@ from ivr.prompts.render import (
     telephone_audio,
 )
 from ivr.prompts.tts import get_engine
-from ivr.prompts.voice import PromptVoice, name_slug
+from ivr.prompts.voice import PromptVoice, name_slug, piece_file
 
 
 def read_samples(path: Path) -> tuple[wave._wave_params, array[int]]:
@@ -146,7 +146,7 @@ def test_amount_files_exist_after_render(rendered: Settings) -> None:
 def test_manifest_records_and_skips_unchanged(rendered: Settings, tmp_path: Path) -> None:
     settings = copy_home(rendered, tmp_path)
     manifest = json.loads((settings.sounds / MANIFEST).read_text(encoding="utf-8"))
-    entry = manifest["files"]["ru/alpha/balance.0.wav"]
+    entry = manifest["files"][f"ru/alpha/{piece_file('balance.0', 'Ваш баланс')}"]
     assert entry["text"] == "Ваш баланс"
     assert entry["engine"] == "espeak" and entry["voice"] == "ru" and len(entry["hash"]) == 20
 
@@ -159,8 +159,9 @@ def test_manifest_records_and_skips_unchanged(rendered: Settings, tmp_path: Path
     )
     third = render(settings, engine="espeak", progress=False)
     assert third.rendered == 1
+    new_welcome = piece_file("welcome", "Добрый день! Вы позвонили в службу поддержки.")
     assert json.loads((settings.sounds / MANIFEST).read_text(encoding="utf-8"))["files"][
-        "ru/alpha/welcome.wav"
+        f"ru/alpha/{new_welcome}"
     ]["text"].startswith("Добрый день!")
 
     (settings.sounds / "ru" / "words" / "dve.wav").unlink()  # a deleted file is rendered again
@@ -214,7 +215,7 @@ def test_render_names_hook(rendered: Settings, tmp_path: Path) -> None:
     assert report.rendered == 1 and not report.failed
     name_file = settings.sounds.resolve() / "ru" / "words" / f"{name_slug('Безлимит Плюс')}.wav"
     assert voice.files("alpha", "ru", ref) == [
-        settings.sounds.resolve() / "ru" / "alpha" / "plan.0.wav",
+        settings.sounds.resolve() / "ru" / "alpha" / piece_file("plan.0", "Ваш тариф"),
         name_file,
     ]
     assert render_names(["Безлимит Плюс"], settings, langs=["ru"], engine="espeak").rendered == 0
@@ -413,6 +414,10 @@ def test_cli_render_check_say(
     assert "alpha.ru\tbalance\tok \tВаш баланс {balance:money}. Бонусных баллов: {points:points}." in listing
     assert all(row.startswith("alpha.ru\t") for row in listing)
     assert ivr_main(["prompts", "render", "--voice", "bad"]) == 2
+    assert ivr_main(["prompts", "prune"]) == 0
+    assert (
+        capsys.readouterr().out.strip().endswith("0 deleted, 0 unused and kept until their grace period ends")
+    )
 
 
 def test_stream_file_paths_point_at_rendered_files(rendered: Settings) -> None:

@@ -18,17 +18,21 @@ from ivr.engine.commands import PromptRef
 from ivr.prompts import wording_en, wording_ru
 from ivr.prompts.voice import (
     KINDS,
+    PIECE_FILE,
     NameToken,
     PromptNotFound,
     PromptVoice,
     asterisk_name,
     name_slug,
     parse_template,
+    piece_file,
     say,
     say_text,
     slug,
+    text_hash,
     vocabulary,
 )
+from ivr.trees.texts import load_texts
 
 
 def write_texts(home: Path, files: dict[str, str]) -> Settings:
@@ -64,10 +68,18 @@ def voice(settings: Settings) -> PromptVoice:
     return PromptVoice(settings)
 
 
+def unhashed(path: Path) -> str:
+    """A file name without the text hash of a static piece: "balance.0.<h>.wav" -> "balance.0.wav"."""
+    match = PIECE_FILE.match(path.name)
+    return f"{match.group('stem')}.wav" if match else path.name
+
+
 def test_static_prompt_is_one_file(voice: PromptVoice, settings: Settings) -> None:
     ref = PromptRef("hello")
     assert voice.text("demo", "ru", ref) == "Здравствуйте!"
-    assert voice.files("demo", "ru", ref) == [settings.sounds.resolve() / "ru" / "demo" / "hello.wav"]
+    assert voice.files("demo", "ru", ref) == [
+        settings.sounds.resolve() / "ru" / "demo" / f"hello.{text_hash('Здравствуйте!')}.wav"
+    ]
 
 
 def test_line_text_wins_over_common(voice: PromptVoice, settings: Settings) -> None:
@@ -78,7 +90,7 @@ def test_line_text_wins_over_common(voice: PromptVoice, settings: Settings) -> N
 def test_common_texts_fill_in(voice: PromptVoice, settings: Settings) -> None:
     assert voice.text("demo", "en", PromptRef("goodbye")) == "Goodbye!"
     assert voice.files("demo", "en", PromptRef("goodbye")) == [
-        settings.sounds.resolve() / "en" / "common" / "goodbye.wav"
+        settings.sounds.resolve() / "en" / "common" / piece_file("goodbye", "Goodbye!")
     ]
     assert voice.text("other_line", "ru", PromptRef("error_apology")) == "Извините, ошибка."
 
@@ -86,7 +98,11 @@ def test_common_texts_fill_in(voice: PromptVoice, settings: Settings) -> None:
 def test_falls_back_to_default_language(voice: PromptVoice, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         assert voice.text("demo", "en", PromptRef("only_ru")) == "Только по-русски."
-    assert voice.files("demo", "en", PromptRef("only_ru"))[0].parts[-3:] == ("ru", "demo", "only_ru.wav")
+    assert voice.files("demo", "en", PromptRef("only_ru"))[0].parts[-3:] == (
+        "ru",
+        "demo",
+        piece_file("only_ru", "Только по-русски."),
+    )
     assert "no en text" in caplog.text
 
 
@@ -105,8 +121,10 @@ def test_dynamic_prompt_text_and_files(voice: PromptVoice, settings: Settings) -
         voice.text("demo", "ru", ref)
         == "Ваш баланс минус двадцать один рубль две копейки. Баллов: пять баллов."
     )
-    names = [p.name for p in voice.files("demo", "ru", ref)]
-    assert names == [
+    files = voice.files("demo", "ru", ref)
+    assert files[0].name == piece_file("balance.0", "Ваш баланс")
+    assert files[7].name == piece_file("balance.1", ". Баллов:")
+    assert [unhashed(p) for p in files] == [
         "balance.0.wav",
         "minus.wav",
         "dvadtsat.wav",
@@ -126,7 +144,7 @@ def test_dynamic_prompt_text_and_files(voice: PromptVoice, settings: Settings) -
 
 def test_placeholder_first_numbers_static_from_zero(voice: PromptVoice) -> None:
     files = voice.files("demo", "ru", PromptRef("value_first", {"n": 3}))
-    assert [p.name for p in files] == ["tri.wav", "value_first.0.wav"]
+    assert [unhashed(p) for p in files] == ["tri.wav", "value_first.0.wav"]
 
 
 def test_names_missing_audio_are_skipped_with_warning(
@@ -139,7 +157,7 @@ def test_names_missing_audio_are_skipped_with_warning(
     )
     with caplog.at_level(logging.WARNING):
         files = voice.files("demo", "ru", ref)
-    assert [p.name for p in files] == [
+    assert [unhashed(p) for p in files] == [
         "plan.0.wav",
         "plan.1.wav",
         "trista.wav",
@@ -167,7 +185,7 @@ def test_missing_value_is_skipped_not_fatal(voice: PromptVoice, caplog: pytest.L
 def test_unsayable_value_is_skipped(voice: PromptVoice, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         files = voice.files("demo", "ru", PromptRef("balance", {"balance": "abc", "points": 1}))
-    assert [p.name for p in files] == ["balance.0.wav", "balance.1.wav", "odin.wav", "ball.wav"]
+    assert [unhashed(p) for p in files] == ["balance.0.wav", "balance.1.wav", "odin.wav", "ball.wav"]
     assert "cannot say" in caplog.text
 
 
@@ -184,9 +202,59 @@ def test_reload_picks_up_edits(voice: PromptVoice, settings: Settings) -> None:
     assert voice.reload_if_changed() is False
 
 
+def _edit(settings: Settings, name: str, old: str, new: str) -> None:
+    path = settings.prompts / "texts" / name
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def test_a_view_keeps_the_texts_and_files_of_its_set(voice: PromptVoice, settings: Settings) -> None:
+    """A call speaks the set it started with: after an edit (and the reload that takes it) the old set's
+    view still says the old text and names the old text's files; the new set's view the new ones."""
+    texts = settings.prompts / "texts"
+    hello, balance = PromptRef("hello"), PromptRef("balance", {"balance": 1, "points": 2})
+    old = voice.for_texts(load_texts(texts, "demo"))
+    old_files = old.files("demo", "ru", hello) + old.files("demo", "ru", balance)
+
+    _edit(settings, "demo.ru.yaml", "Здравствуйте!", "Добрый день!")
+    _edit(settings, "demo.ru.yaml", "Ваш баланс {balance:money}", "На счёте {balance:money}")
+    catalog = load_texts(texts, "demo")
+    new = voice.for_texts(catalog)
+    voice.use_texts(catalog)  # what the server does at reload
+
+    assert voice.for_texts(catalog) is new  # one view per set: a call pays a dict lookup
+    assert old.text("demo", "ru", hello) == "Здравствуйте!"
+    assert new.text("demo", "ru", hello) == voice.text("demo", "ru", hello) == "Добрый день!"
+    assert old.text("demo", "ru", balance).startswith("Ваш баланс один рубль.")
+    assert new.text("demo", "ru", balance).startswith("На счёте один рубль.")
+    assert old.files("demo", "ru", hello) + old.files("demo", "ru", balance) == old_files
+    assert old_files[0].name == piece_file("hello", "Здравствуйте!")
+    assert new.files("demo", "ru", hello)[0].name == piece_file("hello", "Добрый день!")
+    assert old.files("demo", "ru", balance)[0].name == piece_file("balance.0", "Ваш баланс")
+    assert new.files("demo", "ru", balance)[0].name == piece_file("balance.0", "На счёте")
+    # The unchanged piece and the value words are the same files in both versions.
+    assert old.files("demo", "ru", balance)[1:] == new.files("demo", "ru", balance)[1:]
+    assert old.stream_names("demo", "ru", hello) != new.stream_names("demo", "ru", hello)
+    assert old.has("demo", "ru", "hello") and not old.has("demo", "ru", "no_such_prompt")
+
+
+def test_a_view_falls_back_to_the_voice_for_a_key_its_set_lacks(
+    voice: PromptVoice, settings: Settings
+) -> None:
+    view = voice.for_texts(load_texts(settings.prompts / "texts", "demo", ["ru"]))
+    with (settings.prompts / "texts" / "common.ru.yaml").open("a", encoding="utf-8") as fh:
+        fh.write("queue_place: Вы в очереди.\n")
+    voice.reload()
+    assert view.text("demo", "ru", PromptRef("queue_place")) == "Вы в очереди."
+    assert view.raw_text("common", "ru", "queue_place") is None  # the set's own texts stay as they were
+    with pytest.raises(PromptNotFound):
+        view.files("demo", "ru", PromptRef("no_such_prompt"))
+
+
 def test_stream_names_are_absolute_without_extension(voice: PromptVoice) -> None:
     names = voice.stream_names("demo", "ru", PromptRef("balance", {"balance": 1, "points": 1}))
-    assert names[0].endswith("/ru/demo/balance.0")
+    assert names[0].endswith(f"/ru/demo/balance.0.{text_hash('Ваш баланс')}")
     assert all(os.path.isabs(n) and not n.endswith(".wav") for n in names)
     assert asterisk_name(Path("/x/y/a.1.wav")) == "/x/y/a.1"
 
