@@ -140,8 +140,12 @@ class LineApp:
         self._sync_voice()
 
     def _sync_voice(self) -> None:
+        """The voice's own texts become those of the sets in service (tools and the fallback of views),
+        and each set's view is made now rather than on the first call after a reload."""
         for line in self.trees.lines():
-            self.voice.use_texts(self.trees.texts(line))
+            texts = self.trees.texts(line)
+            self.voice.use_texts(texts)
+            self.voice.for_texts(texts)
 
     def start_watching(self, interval: float = 2.0) -> None:
         """Re-check the files every `interval` seconds in a thread of its own: a reload (parsing, checks,
@@ -173,7 +177,7 @@ class LineApp:
         numbers = self.service_numbers or self._load_service_numbers()
         call = numbers.resolve(call)
         try:
-            tree = self.trees.get(call.line)
+            tree, texts = self.trees.get_set(call.line)
         except KeyError as exc:
             raise UnknownLine(call.line) from exc
         line_settings = getattr(tree, "settings", None)
@@ -192,6 +196,9 @@ class LineApp:
                 callbacks=self.settings.callbacks, offer_after=float(self.settings.callback_offer_after)
             ),
             book_callback=self._callback_booker(call) if self.settings.callbacks else None,
+            # The call speaks the texts of the set its tree came from, to its end: a version published
+            # mid-call changes neither its texts nor its audio (the pieces' files are content-addressed).
+            prompts=self.voice.for_texts(texts),
         )
 
     def _callback_booker(self, call: CallStarted) -> BookCallback:
@@ -299,17 +306,24 @@ class LineApp:
             self._uow_factory = None
 
 
-def audio_check(settings: Settings) -> Callable[[Tree, TextCatalog], list[str]]:
+def audio_check(
+    settings: Settings, voice: PromptVoice | None = None
+) -> Callable[[Tree, TextCatalog], list[str]]:
     """The server's acceptance check for a new set: every queue its tree names is one the dialplan serves,
-    and every prompt it may play has text and audio rendered from that very text, in every language the
-    line offers."""
+    and every prompt it may play has text in the set and audio rendered from that very text (the piece
+    files named by its hash), in every language the line offers."""
 
     served = served_queues()
+    speaker = voice if voice is not None else PromptVoice(settings)
 
     def check(tree: Tree, texts: TextCatalog) -> list[str]:
         keys = prompt_keys(tree)
         queues = [f"line {lineno}: {message}" for lineno, message in queue_problems(tree, served)]
-        return queues + check_prompts(settings, tree.line, {lang: keys for lang in tree.settings.languages})
+        candidate = speaker.for_texts(texts, cache=False)  # the set may be refused: not cached
+        languages = tree.settings.languages
+        return queues + check_prompts(
+            settings, tree.line, {lang: keys for lang in languages}, voice=candidate
+        )
 
     return check
 
@@ -322,11 +336,12 @@ def build_app(settings: Settings, *, serving: bool = False) -> LineApp:
     watcher thread; otherwise (the simulator, `ivr agi`, tests) audio is not required and the store looks
     for changes when asked for a tree."""
     check_schema(settings.db_url, db_timeouts(settings))
+    voice = PromptVoice(settings)
     trees = TreeStore(
         settings.prompts,
         actions.catalog(),
         poll_seconds=None if serving else 2.0,
-        accept=audio_check(settings) if serving else None,
+        accept=audio_check(settings, voice) if serving else None,
         also_watch=(settings.sounds / MANIFEST,) if serving else (),
     )
     refused = trees.reload()
@@ -338,7 +353,6 @@ def build_app(settings: Settings, *, serving: bool = False) -> LineApp:
             f"no valid tree under {settings.prompts}"
             + (" (or its prompts are not rendered: run `ivr prompts render`)" if serving else "")
         )
-    voice = PromptVoice(settings)
     log.info("lines ready: %s", ", ".join(trees.lines()))
     app = LineApp(settings=settings, trees=trees, voice=voice)
     app._sync_voice()

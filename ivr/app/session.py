@@ -85,6 +85,10 @@ class Session:
     # transfer goes straight to the dialplan.
     queue_policy: QueuePolicy | None = None
     book_callback: BookCallback | None = None
+    # The prompts of the set the call started with (ivr.prompts.voice.VoiceView, from
+    # LineApp.session): CallHandler gives them to the AGI channel, so the call plays that version's texts
+    # and audio to its end. None: the channel keeps the voice it was built with.
+    prompts: PromptFiles | None = None
 
     async def run(self) -> CallOutcome:
         token = call_id_var.set(self.call.call_id or "-")
@@ -349,8 +353,10 @@ class CallHandler:
                     await channel.publish_error()
                 return None
             # The service-number table may have chosen another line than the dialplan named: prompts come
-            # from the line that actually runs.
+            # from the line that actually runs, in the version of its texts the call started with.
             channel.line = session.call.line
+            if session.prompts is not None:
+                channel.voice = session.prompts
             # A broken channel is not asked for anything more: with IVR_RESULT unset the dialplan takes
             # its failure path (apology, operator) by itself.
             began = time.monotonic()

@@ -43,7 +43,13 @@ def cmd_call(settings: Settings, args: argparse.Namespace) -> int:
     from ivr.app.bootstrap import build_app
     from ivr.engine.events import CallStarted
     from ivr.testbed.console import ConsoleChannel
-    from ivr.testbed.scenario import DEFAULT_DID, load_scenario, prompt_describer, run_scenario
+    from ivr.testbed.scenario import (
+        DEFAULT_DID,
+        call_describer,
+        load_scenario,
+        prompt_describer,
+        run_scenario,
+    )
 
     app = build_app(settings)
     describe = prompt_describer(settings)
@@ -80,6 +86,7 @@ def cmd_call(settings: Settings, args: argparse.Namespace) -> int:
         except LookupError:  # not a service number (prompts/numbers/service_numbers.yaml) or no tree
             print(f"{did} is not a service number of line {args.line}: the caller would hear the apology")
             return 1
+        channel.describe = call_describer(session, channel.describe)
         ended = asyncio.run(session.run())
         print(f"call ended: {ended.result} {ended.queue}".rstrip())
         return 0

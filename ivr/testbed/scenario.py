@@ -289,9 +289,30 @@ def run_scenario(
     )
     call = scenario.call_started(call_id=f"sim-{Path(scenario.file).stem or 'call'}-{uuid.uuid4().hex[:8]}")
     session = app.session(call, channel)
+    channel.describe = call_describer(session, channel.describe)
     outcome = asyncio.run(session.run())
     failures = check_outcome(scenario, channel, str(getattr(outcome, "result", "")))
     return ScenarioOutcome(scenario, failures, channel.transcript)
+
+
+def call_describer(
+    session: Any, fallback: Callable[[str, PromptRef], str]
+) -> Callable[[str, PromptRef], str]:
+    """(lang, ref) -> what this call hears, from the set of texts it started with (`Session.prompts`, the
+    view LineApp.session gives it), like a call over Asterisk; `fallback` (the text files) when the
+    session has none or a text is missing."""
+    prompts = getattr(session, "prompts", None)
+    line = str(getattr(getattr(session, "call", None), "line", ""))
+    if prompts is None or not line:
+        return fallback
+
+    def describe(lang: str, ref: PromptRef) -> str:
+        try:
+            return str(prompts.text(line, lang, ref))
+        except Exception:  # a simulator shows what it can rather than stop
+            return fallback(lang, ref)
+
+    return describe
 
 
 def prompt_describer(settings: Settings) -> Callable[[str, str, PromptRef], str]:

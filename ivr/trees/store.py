@@ -31,8 +31,8 @@ class TreeStore:
     `reload()` re-reads the lines whose tree or text files changed (the server runs it from a watcher
     thread every few seconds and on SIGHUP, never on a call's path). With `poll_seconds` set, `get(line)`
     also looks when that much time has passed (the simulator and tests). An invalid new set is logged and
-    ignored: the old one keeps serving. A call keeps the `Tree` object it started with, so a reload never
-    changes a call in progress.
+    ignored: the old one keeps serving. A call keeps the set it started with (`get_set`: the `Tree` and
+    the `TextCatalog` objects), so a reload never changes a call in progress.
     """
 
     def __init__(
@@ -127,10 +127,15 @@ class TreeStore:
 
     def get(self, line: str) -> Tree:
         """The current good tree of `line`; KeyError if the line never had a valid tree."""
+        return self.get_set(line)[0]
+
+    def get_set(self, line: str) -> tuple[Tree, TextCatalog]:
+        """The current good set of `line`, tree and texts taken together (a reload between two separate
+        reads could pair a tree with the texts of another version); KeyError if it never had one."""
         if self.poll_seconds is not None and self._clock() - self._last_poll >= self.poll_seconds:
             self.reload()
         with self._lock:
-            return self._trees[line]
+            return self._trees[line], self._texts[line]
 
     def texts(self, line: str) -> TextCatalog:
         """The texts of the line's current good set (what its tree was checked against)."""
