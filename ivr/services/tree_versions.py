@@ -26,12 +26,12 @@ BINARY_SUFFIXES = (".wav",)  # kept as base64 text; a diff shows only that they 
 class VersionConflict(Exception):
     """The line moved past the draft's base: `latest` was saved by someone else since."""
 
-    def __init__(self, line: str, base: int, latest: TreeVersion, diff: str) -> None:
+    def __init__(self, line: str, base: int, latest_number: int, latest_author: str, diff: str) -> None:
         # Plain values: the unit of work that found the conflict rolls back, and its objects expire.
         self.line, self.base, self.diff = line, base, diff
-        self.latest_number, self.latest_author = latest.number, latest.author
+        self.latest_number, self.latest_author = latest_number, latest_author
         super().__init__(
-            f"{line}: version {latest.number} was saved by {latest.author} after version {base}, which "
+            f"{line}: version {latest_number} was saved by {latest_author} after version {base}, which "
             "this draft started from"
         )
 
@@ -109,9 +109,16 @@ def lines(uow: UnitOfWork) -> list[str]:
 
 
 def _new_version(
-    uow: UnitOfWork, line: str, files: Mapping[str, str], author: str, comment: str, base: int | None
+    uow: UnitOfWork,
+    line: str,
+    files: Mapping[str, str],
+    author: str,
+    comment: str,
+    base: int | None,
+    top: TreeVersion | None,
 ) -> TreeVersion:
-    top = latest(uow, line)
+    """Version `top + 1`. `top` is the latest version as the caller checked it (read once: on PostgreSQL a
+    second read could see a racing save's version and quietly number past it)."""
     version = TreeVersion(
         line=line,
         number=(top.number if top else 0) + 1,
@@ -122,12 +129,14 @@ def _new_version(
         created_at=uow.now(),
         published_by="",
     )
+    number = version.number
     uow.session.add(version)
     try:
         uow.session.flush()  # the (line, number) key: a racing save on PostgreSQL fails here
     except IntegrityError as exc:
+        uow.rollback()
         raise VersionConflict(
-            line, base or 0, top or version, "another version was saved at the same moment"
+            line, base or 0, number, "another editor", "another version was saved at the same moment"
         ) from exc
     return version
 
@@ -147,6 +156,7 @@ def import_files(
         author,
         "the files under prompts/" if current is None else "changed in the files under prompts/",
         current.number if current else None,
+        latest(uow, line),
     )
     version.published_at = uow.now()
     version.published_by = author
@@ -205,7 +215,8 @@ def save_version(uow: UnitOfWork, line: str, author: str, comment: str = "") -> 
         raise VersionConflict(
             line,
             found.base,
-            top,
+            top.number,
+            top.author,
             files_diff(
                 base.files if base else {}, top.files, old_label=f"v{found.base}", new_label=f"v{top.number}"
             ),
@@ -213,7 +224,7 @@ def save_version(uow: UnitOfWork, line: str, author: str, comment: str = "") -> 
     before = top.files if top else {}
     if top is not None and dict(found.files) == top.files:
         raise ValueError("the draft is the same as the latest version: nothing to save")
-    version = _new_version(uow, line, found.files, author, comment, found.base)
+    version = _new_version(uow, line, found.files, author, comment, found.base, top)
     found.base = version.number
     audit(uow, author, "save", line=line, version=version.number, detail=files_diff(before, version.files))
     return version
@@ -252,5 +263,5 @@ def rollback_version(uow: UnitOfWork, line: str, number: int, by: str) -> TreeVe
         raise LookupError(f"{line} has no version {number}")
     top = latest(uow, line)
     return _new_version(
-        uow, line, old.files, by, f"rollback to version {number}", top.number if top else None
+        uow, line, old.files, by, f"rollback to version {number}", top.number if top else None, top
     )
