@@ -19,6 +19,8 @@ from ivr.trees.texts import TextCatalog
 
 log = logging.getLogger(__name__)
 
+PUBLISHING_MARK = ".publishing"
+
 
 # Further checks of a new set before it serves (the server checks that every prompt has rendered audio of
 # its current text): problems as text; any problem refuses the set.
@@ -88,6 +90,8 @@ class TreeStore:
         refused: dict[str, list[TreeError]] = {}
         with self._reloading:
             self._last_poll = self._clock()
+            if self._publishing():
+                return refused  # the staff console is writing a line's files: take them once complete
             for path in sorted(self.dir.glob("*.yaml")):
                 line = path.stem
                 sig = self._signature(line)
@@ -124,6 +128,15 @@ class TreeStore:
                     "tree %s version %s loaded%s", line, tree.version, f" (was {old.version})" if old else ""
                 )
         return refused
+
+    def _publishing(self) -> bool:
+        """The console's mark (ivr/web/files.py) while it writes a set; one older than a minute is stale
+        (a console that died mid-write) and ignored."""
+        try:
+            age = time.time() - (self.dir / PUBLISHING_MARK).stat().st_mtime
+        except FileNotFoundError:
+            return False
+        return age < 60.0
 
     def get(self, line: str) -> Tree:
         """The current good tree of `line`; KeyError if the line never had a valid tree."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from console_support import PASSWORD, csrf_of, json_post, log_in
 from starlette.testclient import TestClient
 
@@ -223,3 +224,23 @@ def test_an_admin_adds_staff_and_nobody_sees_a_password(console: TestClient) -> 
     page = console.get("/staff").text
     assert "olga" in page and "a long enough one" not in page
     assert "a long enough one" not in console.get("/audit").text
+
+
+def test_a_session_ends_after_its_idle_time(console: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from ivr.web import security
+
+    log_in(console, "viewer")
+    assert console.get("/").status_code == 200
+    later = time.time() + 31 * 60  # console_idle_minutes is 30
+    monkeypatch.setattr(security.time, "time", lambda: later)
+    r = console.get("/")
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+
+
+def test_the_session_cookie_is_http_only_and_same_site(console: TestClient) -> None:
+    token = csrf_of(console.get("/login").text)
+    r = console.post("/login", data={"username": "viewer", "password": PASSWORD, "csrf": token})
+    cookie = r.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
