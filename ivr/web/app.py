@@ -606,7 +606,10 @@ async def recording_upload(request: Request) -> Response:
     upload = form.get("file")
     if upload is None or not hasattr(upload, "read"):
         raise Refused(400, "choose a file to upload")
-    data = await upload.read(audio.MAX_UPLOAD_BYTES + 1)
+    try:
+        data = await upload.read(audio.MAX_UPLOAD_BYTES + 1)
+    finally:
+        await upload.close()  # the spooled temporary file of the upload
     try:
         wav = await asyncio.to_thread(audio.recording_from_upload, str(upload.filename or ""), data)
     except audio.UploadError as exc:

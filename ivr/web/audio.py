@@ -62,15 +62,22 @@ def sample_ref(text: str, key: str) -> PromptRef:
 
 
 def render_prompts(
-    settings: Settings, line: str, files: Mapping[str, str], *, keys: Iterable[str] | None = None
+    settings: Settings,
+    line: str,
+    files: Mapping[str, str],
+    *,
+    keys: Iterable[str] | None = None,
+    publishing: bool = False,
 ) -> RenderReport:
-    """Render the line's prompts as `files` has them (only `keys`, when given) into the line's sounds."""
+    """Render the line's prompts as `files` has them (only `keys`, when given) into the line's sounds. A
+    draft's renders get their hashed names only; a publish also points the plain names (which the dialplan
+    plays) at the new audio."""
     wanted = set(keys) if keys is not None else None
     with scratch_prompts(settings.prompts, line, files) as root:
         scratch = scratch_settings(settings, root)
         voice = PromptVoice(scratch)
         jobs = [
-            job
+            job if publishing else dataclasses.replace(job, alias="")
             for job in plan_prompts(voice, [line], voice.languages(line))
             if wanted is None or _job_key(job.rel) in wanted
         ]

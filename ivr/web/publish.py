@@ -9,6 +9,7 @@ import logging
 
 from ivr.config import Settings
 from ivr.db.session import UowFactory
+from ivr.prompts.render import prune_prompts
 from ivr.services import tree_versions as versions
 from ivr.web.audio import render_prompts
 from ivr.web.checks import Problem, check_line
@@ -36,7 +37,7 @@ def publish_version(
         raise PublishError(
             f"version {number} of {line} has {len(problems)} error(s): not published", problems
         )
-    report = render_prompts(settings, line, files)
+    report = render_prompts(settings, line, files, publishing=True)
     if report.failed:
         raise PublishError(
             f"{len(report.failed)} prompt(s) could not be rendered (first: {report.failed[0][0]}): "
@@ -49,3 +50,8 @@ def publish_version(
     log.info(
         "console: %s published version %d of %s (%d prompts rendered)", by, number, line, report.rendered
     )
+    # Audio no set uses any more goes after its grace period (calls on an old version still find theirs).
+    try:
+        prune_prompts(settings)
+    except OSError as exc:
+        log.warning("console: pruning old prompt audio failed: %s", exc)
