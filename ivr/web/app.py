@@ -779,6 +779,8 @@ async def try_page(request: Request) -> Response:
     svg = await asyncio.to_thread(tree_svg, tree) if tree is not None else ""
     numbers = await asyncio.to_thread(console.try_calls.service_numbers, line)
     langs = [p.split(".")[-2] for p in sorted(files) if p.startswith("texts/")]
+    default = console.settings.default_language
+    langs.sort(key=lambda lang: (lang != default, lang))  # the line's first language is the default
     from ivr.testbed.demo_data import DEMO
 
     callers = [(n.msisdn, f"{n.name}: {n.situation}") for a in DEMO for n in a.numbers][:16]

@@ -118,6 +118,7 @@ class TryCall:
     session: Any
     task: asyncio.Task[Any] | None = None
     path: list[str] = field(default_factory=list)
+    seen: dict[str, int] = field(default_factory=dict)
     shown: int = 0
     touched: float = field(default_factory=time.monotonic)
 
@@ -125,6 +126,13 @@ class TryCall:
         return str(getattr(self.session.state, "node", "") or "")
 
     def note_node(self) -> None:
+        """Nodes the call went through since the last look (the engine counts every visit, also of the
+        nodes it passes within one step), then the node it is at."""
+        visits = dict(getattr(self.session.state, "visits", {}) or {})
+        for node, count in visits.items():
+            if count > self.seen.get(node, 0) and node != self.node():
+                self.path.append(node)
+        self.seen = visits
         node = self.node()
         if node and (not self.path or self.path[-1] != node):
             self.path.append(node)
@@ -145,6 +153,7 @@ class TryCalls:
 
     def _ensure_demo(self) -> None:
         if not self._demo_ready:
+            self.settings.var.mkdir(parents=True, exist_ok=True)
             init_demo(f"sqlite:///{self.settings.var / DEMO_DB}")
             self._demo_ready = True
 

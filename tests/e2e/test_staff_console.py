@@ -28,6 +28,7 @@ from e2e_support import running_line
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -45,7 +46,7 @@ PASSWORD = "a console test password"
 OLD_MENU = "Баланс - один."  # the start of the live main menu
 NEW_MENU = "Проверка консоли: баланс - один, тариф - два."
 BROKEN_MENU = "Проверка консоли: баланс {balance:nonsense}."
-DOCS_SHOTS = os.environ.get("IVR_CONSOLE_SCREENSHOTS")  # a folder: save screenshots of the main pages
+DOCS_SHOTS = os.environ.get("CONSOLE_SCREENSHOTS")  # a folder: save screenshots of the main pages
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +111,17 @@ def browser() -> Iterator[WebDriver]:
         driver.quit()
 
 
-def wait_for(driver: WebDriver, condition: object, seconds: float = 30.0) -> object:
-    return WebDriverWait(driver, seconds).until(condition)
+def wait_for(driver: WebDriver, condition: object, seconds: float = 30.0, message: str = "") -> object:
+    """Wait for `condition`; on a timeout, say what the page showed in element `message` (if given)."""
+    try:
+        return WebDriverWait(driver, seconds).until(condition)
+    except Exception:
+        if message:
+            shown = driver.execute_script(
+                f"const e = document.getElementById('{message}'); return e && e.textContent"
+            )
+            raise AssertionError(f"timed out; #{message} says: {shown!r}") from None
+        raise
 
 
 def shot(driver: WebDriver, name: str) -> None:
@@ -123,9 +133,9 @@ def shot(driver: WebDriver, name: str) -> None:
 def set_text(driver: WebDriver, area_id: str, text: str) -> None:
     """Type into a texts-form field and leave it (its change event saves the text in the draft)."""
     area = driver.find_element(By.ID, area_id)
-    area.clear()
+    area.send_keys(Keys.CONTROL, "a")
     area.send_keys(text)
-    driver.execute_script("arguments[0].dispatchEvent(new Event('change'))", area)
+    area.send_keys(Keys.TAB)  # leaving the field fires its change event
 
 
 def streamed(line: LocalLine, uniqueid: str, key: str) -> list[str]:
@@ -158,9 +168,10 @@ def test_edit_hear_try_publish_and_calls_hear_their_version(
 
     # 2. a broken edit: the error is shown with its file and line
     set_text(d, "text-ru-main_menu", BROKEN_MENU)
-    wait_for(d, EC.text_to_be_present_in_element((By.ID, "check-status"), "error"))
+    wait_for(d, EC.text_to_be_present_in_element((By.ID, "check-status"), "error(s)"))
     problems = d.find_element(By.ID, "problems").text
     assert "unknown kind 'nonsense'" in problems and "operator.yaml:" in problems, problems
+    assert "error" in d.find_element(By.ID, "text-ru-main_menu").get_attribute("class")  # the field is marked
     shot(d, "edit-error")
 
     # 3. fixed: no errors, and the prompt plays as callers will hear it (rendered, 8 kHz)
@@ -192,8 +203,9 @@ def test_edit_hear_try_publish_and_calls_hear_their_version(
     d.get(f"{console_url}/lines/operator/try?from=draft")
     Select(d.find_element(By.NAME, "did")).select_by_value("0505")
     Select(d.find_element(By.NAME, "caller")).select_by_value(IVAN)
+    Select(d.find_element(By.NAME, "language")).select_by_value("ru")
     d.find_element(By.ID, "call").click()
-    wait_for(d, EC.text_to_be_present_in_element((By.ID, "transcript"), NEW_MENU))
+    wait_for(d, lambda drv: NEW_MENU in drv.find_element(By.ID, "transcript").text, message="try-state")
     assert OLD_MENU not in d.find_element(By.ID, "transcript").text
     visited = d.execute_script(
         "return [...document.querySelectorAll('#graph g.node.visited')].map(g => g.id)"
@@ -236,7 +248,15 @@ def test_edit_hear_try_publish_and_calls_hear_their_version(
     assert len(old_files) >= 2, old_files  # heard before the publish, and again after it (the * key)
     assert len(set(old_files)) == 1, old_files  # one version throughout: the old one
     assert new_files and set(new_files).isdisjoint(old_files), (old_files, new_files)
-    # and the publish is in the audit trail with its diff
+    # and the publish is in the audit trail with its diff; the lines page shows the new live version
     d.get(f"{console_url}/audit")
     assert "publish" in d.find_element(By.ID, "audit").text
     shot(d, "audit")
+    d.get(f"{console_url}/")
+    assert "v2" in d.find_element(By.ID, "lines").text
+    shot(d, "lines")
+    if DOCS_SHOTS:
+        d.get(f"{console_url}/lines/operator?from=live")
+        shot(d, "line")
+        d.get(f"{console_url}/lines/operator/versions")
+        shot(d, "versions")

@@ -36,7 +36,12 @@ const Console = (() => {
     status.textContent = problems.length ? `${problems.length} error(s)` : "No errors";
     status.className = problems.length ? "bad" : "good";
     list.innerHTML = "";
+    document.querySelectorAll("textarea.text.error").forEach((t) => t.classList.remove("error"));
     for (const p of problems) {
+      // "texts/operator.ru.yaml: main_menu: ..." marks that text's field too
+      const m = /texts\/[a-z0-9_]+\.([a-z]{2})\.yaml: ([a-z0-9_]+):/.exec(p.text || "");
+      const field = m && document.getElementById(`text-${m[1]}-${m[2]}`);
+      if (field) field.classList.add("error");
       const li = document.createElement("li");
       li.dataset.file = p.file;
       li.dataset.line = p.lineno;
@@ -110,7 +115,10 @@ const Console = (() => {
       if (g) g.classList.add("visited");
     }
     const now = document.getElementById("node-" + current);
-    if (now) now.classList.add("current");
+    if (now) {
+      now.classList.add("current");
+      now.scrollIntoView({block: "center", inline: "center"});
+    }
   }
 
   function tryCall() {
@@ -193,6 +201,43 @@ const Console = (() => {
     document.getElementById("silence").addEventListener("click", () => send("silence", ""));
     document.getElementById("hangup").addEventListener("click", () => send("hangup", ""));
   }
+
+  // Graphs: fit to the width, or actual size; a click on a node shows its row in the table below.
+  document.querySelectorAll(".graph").forEach((graph) => {
+    const tools = document.createElement("div");
+    tools.className = "graph-tools";
+    const zoom = document.createElement("button");
+    zoom.type = "button";
+    zoom.textContent = "Actual size";
+    zoom.addEventListener("click", () => {
+      graph.classList.toggle("zoomed");
+      zoom.textContent = graph.classList.contains("zoomed") ? "Fit to width" : "Actual size";
+    });
+    tools.appendChild(zoom);
+    graph.before(tools);
+    graph.addEventListener("click", (e) => {
+      const node = e.target.closest("g.node");
+      const row = node && document.getElementById("row-" + node.id.replace(/^node-/, ""));
+      if (!row) return;
+      document.querySelectorAll("tr.picked").forEach((r) => r.classList.remove("picked"));
+      row.classList.add("picked");
+      row.scrollIntoView({block: "center"});
+    });
+  });
+
+  // Diffs: added lines green, removed red (built as text nodes: a diff is never parsed as HTML).
+  document.querySelectorAll("pre.diff").forEach((pre) => {
+    const lines = pre.textContent.split("\n");
+    pre.textContent = "";
+    for (const line of lines) {
+      const span = document.createElement("span");
+      span.textContent = line + "\n";
+      if (line.startsWith("+") && !line.startsWith("+++")) span.className = "add";
+      else if (line.startsWith("-") && !line.startsWith("---")) span.className = "del";
+      else if (line.startsWith("@@")) span.className = "hunk";
+      pre.appendChild(span);
+    }
+  });
 
   return {editor, tryCall, play, post};
 })();
