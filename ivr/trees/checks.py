@@ -2,7 +2,8 @@
 
 Codes: unknown_target, unreachable, dead_end, loop_without_input, duplicate_key, duplicate_phrase,
 missing_text, unknown_placeholder, placeholder_kind, unknown_action, unhandled_status, unknown_status,
-unknown_arg, unconfirmed_action, reserved_var, unknown_language, bad_setting, secret_in_prompt.
+unknown_arg, unconfirmed_action, reserved_var, unknown_language, bad_setting, secret_in_prompt, recording
+(a recording under prompts/recordings of a text with placeholders or of a key without text; its file named).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from ivr.engine.tree import (
     successors,
 )
 from ivr.trees.errors import TreeError
-from ivr.trees.texts import PLACEHOLDER_KINDS, TextCatalog
+from ivr.trees.texts import PLACEHOLDER_KINDS, TextCatalog, recording_problems
 
 WAITS = (
     MenuNode,
@@ -77,6 +78,7 @@ class _Checker:
         for node in self.tree.nodes.values():
             self.check_node(node)
         self.check_texts()
+        self.check_recordings()
         return self.errors
 
     # ---- settings and targets ----------------------------------------------------------------------
@@ -418,3 +420,15 @@ class _Checker:
                             "unknown_placeholder",
                             f"prompt {spec.key!r} ({lang}) needs {{{name}}}, which nothing sets",
                         )
+
+    def check_recordings(self) -> None:
+        """A recording replaces the synthesis of one text without placeholders: one of a text with
+        placeholders, or of a key without text in its language, refuses the set (the file is named)."""
+        if self.texts is None or not self.texts.recordings or self.texts.recordings_dir is None:
+            return
+        texts = {
+            pair: {key: entry.text for key, entry in entries.items()}
+            for pair, entries in self.texts.by_source.items()
+        }
+        for path, message in recording_problems(texts, self.texts.recordings, self.texts.recordings_dir):
+            self.errors.append(TreeError(str(path), 1, "recording", message))

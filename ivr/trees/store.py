@@ -15,7 +15,7 @@ from ivr.engine.actions import ActionCatalog
 from ivr.engine.tree import Tree
 from ivr.trees.errors import TreeError, TreeInvalid
 from ivr.trees.loader import load_line
-from ivr.trees.texts import TextCatalog
+from ivr.trees.texts import COMMON, RECORDINGS_DIR, TextCatalog, recording_files
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,16 @@ class TreeStore:
             return sorted(self._trees)
 
     def _signature(self, line: str) -> tuple[tuple[str, int, int], ...]:
+        """The files of a line's set, each with its mtime and size: the tree, its texts, the common texts,
+        the recordings of both (a recording added, replaced or removed changes the set) and `also_watch`."""
         texts = self.dir / "texts"
+        recordings = self.dir / RECORDINGS_DIR
         files = [
             self.dir / f"{line}.yaml",
             *sorted(texts.glob(f"{line}.*.yaml")),
             *sorted(texts.glob("common.*.yaml")),
+            *recording_files(recordings, line),
+            *recording_files(recordings, COMMON),
             *self.also_watch,
         ]
         out = []
