@@ -25,6 +25,12 @@ engine, voice, language, text); a file whose hash matches and which exists is no
 a piece whose plain-named file from before the hashed names has that hash: it is linked, not rendered).
 Jobs run in a thread pool (each job is two short subprocesses), by default one worker per core.
 
+A text a person recorded (`prompts/recordings/<source>/<lang>/<key>.wav`, see ivr/prompts/voice.py) is a
+job of kind "recording": no TTS; the recording (the staff console stores it already converted) is copied
+sample for sample when it is 8 kHz mono 16-bit PCM, and otherwise goes through steps 2-4 like an engine's
+output (`telephone_audio`); then step 5. Its manifest hash covers the recording's digest instead of the
+engine and voice.
+
 Pruning (`prune_prompts`, run at the end of `render`): a hashed piece the current texts no longer use is
 first marked in the manifest (`unused_since`) and deleted by a later prune once it has been unused for
 the grace period (PRUNE_GRACE_SECONDS, an hour; longer than any call), so a call in progress on the old
@@ -34,6 +40,7 @@ version still finds its audio. Words and names are never pruned.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -71,6 +78,7 @@ from ivr.prompts.voice import (
     slug,
     vocabulary,
 )
+from ivr.trees.texts import recording_problems
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +109,14 @@ class RenderJob:
     rel: str  # path under the sounds directory, e.g. "ru/operator/balance_is.0.3f2a9c01de.wav"
     text: str
     lang: str
-    kind: str  # prompt | word | name | pause
+    kind: str  # prompt | recording | word | name | pause
     # A static piece's plain name ("ru/operator/balance_is.0.wav"), kept as a hard link to `rel` once it
     # is rendered: the dialplan plays a few prompts by name. "" for none.
     alias: str = ""
+    # kind "recording": the person's recording (prompts/recordings/<source>/<lang>/<key>.wav) and the
+    # sha1 of its bytes as the set of texts has it (the file must still have those bytes).
+    recording_file: str = ""
+    digest: str = ""
 
 
 @dataclass
@@ -271,6 +283,41 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def copy_recording(src: Path, dst: Path, digest: str) -> float:
+    """A person's recording as a prompt's audio; returns its duration in seconds.
+
+    The file must still be the one the set of texts names (`digest`: the sha1 of its bytes). 8 kHz mono
+    16-bit PCM (what the staff console stores, already trimmed and normalised) is copied sample for
+    sample; anything else (a file put there by hand) goes through `telephone_audio`. Silence is refused."""
+    try:
+        data = src.read_bytes()
+    except OSError as exc:
+        raise RenderError(f"cannot read the recording {src}: {exc.strerror or exc}") from exc
+    if hashlib.sha1(data).hexdigest() != digest:
+        raise RenderError(f"the recording {src} changed since its texts were read; render again")
+    try:
+        with wave.open(io.BytesIO(data), "rb") as wav:
+            telephone = (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (SAMPLE_RATE, 1, 2)
+            frames = wav.readframes(wav.getnframes()) if telephone else b""
+    except (wave.Error, EOFError):
+        telephone = False  # not plain PCM WAV (float, an MP3 renamed): sox or ffmpeg decode it
+    if not telephone:
+        return telephone_audio(src, dst)
+    audio = AudioSegment(data=frames, sample_width=2, frame_rate=SAMPLE_RATE, channels=1)
+    if not frames or ratio_to_db(max(1, audio.max), audio.max_possible_amplitude) < TRIM_FLOOR_DBFS:
+        raise RenderError(f"the recording {src} is silent")
+    if abs(audio.dBFS - TARGET_RMS_DBFS) > 6.0:
+        log.warning(
+            "recording %s plays at %.1f dBFS RMS, the prompts at %.1f (upload it through the console to"
+            " level it)",
+            src,
+            audio.dBFS,
+            TARGET_RMS_DBFS,
+        )
+    write_wav(dst, audio)
+    return float(audio.duration_seconds)
+
+
 def telephone_audio(src: Path, dst: Path) -> float:
     """The whole post-processing chain for one file; returns the result's duration in seconds."""
     audio = trim_and_normalise(resample_to_telephone(src))
@@ -349,7 +396,8 @@ class Manifest:
 def plan_prompts(
     voice: PromptVoice | VoiceView, lines: Iterable[str], langs: Iterable[str]
 ) -> list[RenderJob]:
-    """A job per static piece of the texts: its hashed file, with its plain name as the alias."""
+    """A job per static piece of the texts: its hashed file, with its plain name as the alias. A text a
+    person recorded is one job of kind "recording" (its file named by the text and the recording)."""
     jobs: list[RenderJob] = []
     seen: set[str] = set()
     for lang in langs:
@@ -359,14 +407,28 @@ def plan_prompts(
                 if text is None:
                     continue
 
-                template = parse_template(key, text, lang, source)
+                template = parse_template(key, text, lang, source, voice.recording(source, lang, key))
                 for stem, piece in template.static_pieces():
-                    rel = f"{lang}/{source}/{piece_file(stem, piece)}"
-                    if rel not in seen:
-                        seen.add(rel)
+                    rel = f"{lang}/{source}/{piece_file(stem, piece, template.recording)}"
+                    if rel in seen:
+                        continue
+                    seen.add(rel)
+                    alias = f"{lang}/{source}/{stem}.wav"
+                    if template.recording:
+                        recording = str(voice.recording_path(source, lang, key))
                         jobs.append(
-                            RenderJob(rel, piece, lang, "prompt", alias=f"{lang}/{source}/{stem}.wav")
+                            RenderJob(
+                                rel,
+                                piece,
+                                lang,
+                                "recording",
+                                alias=alias,
+                                recording_file=recording,
+                                digest=template.recording,
+                            )
                         )
+                    else:
+                        jobs.append(RenderJob(rel, piece, lang, "prompt", alias=alias))
     return jobs
 
 
@@ -428,6 +490,8 @@ class _Renderer:
     def expected_hash(self, job: RenderJob) -> str:
         if job.kind == "pause":
             return job_hash("silence", "", job.lang, str(PAUSE_MS))
+        if job.kind == "recording":
+            return job_hash("recording", job.digest, job.lang, job.text)
         lang = self.speech_lang(job)
         engine = self.engine_for(lang)
         return job_hash(engine.name, engine.voice_for(lang) or "", lang, job.text)
@@ -437,6 +501,17 @@ class _Renderer:
         if job.kind == "pause":
             write_wav(dst, AudioSegment.silent(duration=PAUSE_MS, frame_rate=SAMPLE_RATE))
             return {"text": job.text, "engine": "silence", "voice": "", "hash": self.expected_hash(job)}
+        if job.kind == "recording":
+            seconds = copy_recording(Path(job.recording_file), dst, job.digest)
+            return {
+                "text": job.text,
+                "lang": job.lang,
+                "engine": "recording",
+                "voice": "",
+                "recording": job.digest,
+                "hash": self.expected_hash(job),
+                "seconds": round(seconds, 3),
+            }
         lang = self.speech_lang(job)
         engine = self.engine_for(lang)
         raw = tmpdir / f"{hashlib.sha1(job.rel.encode()).hexdigest()}.wav"
@@ -713,7 +788,7 @@ def check_prompts(
                 )
                 continue
 
-            template = parse_template(key, text, lang, source)
+            template = parse_template(key, text, lang, source, voice.recording(source, lang, key))
             for seg in template.segments:
                 if seg.static is None and seg.kind not in KINDS:
                     problems.append(
@@ -722,9 +797,14 @@ def check_prompts(
             if manifest is None:
                 continue
             for stem, piece in template.static_pieces():
-                rel = f"{lang}/{source}/{piece_file(stem, piece)}"
+                rel = f"{lang}/{source}/{piece_file(stem, piece, template.recording)}"
                 problem = _audio_problem(
-                    settings.sounds, manifest, rel, piece, plain=f"{lang}/{source}/{stem}.wav"
+                    settings.sounds,
+                    manifest,
+                    rel,
+                    piece,
+                    plain=f"{lang}/{source}/{stem}.wav",
+                    recording=template.recording,
                 )
                 if problem:
                     problems.append(f"{line}/{lang}: prompt {key!r}: {problem}")
@@ -743,23 +823,33 @@ def check_prompts(
     return problems
 
 
-def _audio_problem(sounds: Path, manifest: Manifest, rel: str, text: str, *, plain: str = "") -> str | None:
-    """Why the piece file `rel` (named by the hash of `text`) cannot be played for `text`, or None."""
+def _audio_problem(
+    sounds: Path, manifest: Manifest, rel: str, text: str, *, plain: str = "", recording: str = ""
+) -> str | None:
+    """Why the piece file `rel` (named by the hash of `text`, and of `recording` when a person recorded
+    it) cannot be played for `text`, or None."""
     path = sounds / rel
+    what = "its recording" if recording else "its text"
     if not path.is_file():
         if plain and (sounds / plain).is_file():
-            return f"audio {plain} is older than its text (run `ivr prompts render`)"
+            return f"audio {plain} is older than {what} (run `ivr prompts render`)"
         return f"no audio {rel} (run `ivr prompts render`)"
     entry = manifest.get(rel)
-    if entry is None or entry.get("text") != text:
-        return f"audio {rel} is older than its text (run `ivr prompts render`)"
+    if entry is None or entry.get("text") != text or entry.get("recording", "") != recording:
+        return f"audio {rel} is older than {what} (run `ivr prompts render`)"
     return None
 
 
 def check_all(settings: Settings) -> list[str]:
-    """Every text of every line and language: placeholder kinds valid, audio rendered and current."""
+    """Every text of every line and language: placeholder kinds valid, audio rendered and current; and
+    every recording one of a text without placeholders."""
     voice = PromptVoice(settings)
-    problems: list[str] = []
+    recordings = voice.recordings()
+    texts = {
+        (source, lang): {key: voice.raw_text(source, lang, key) or "" for key in voice.keys(source, lang)}
+        for source, lang, _key in recordings
+    }
+    problems = [f"{path}: {why}" for path, why in recording_problems(texts, recordings, voice.recordings_dir)]
     for line in voice.lines():
         keys_by_lang = {
             lang: voice.keys(line, lang) + voice.keys(COMMON, lang) for lang in voice.languages(line)

@@ -19,6 +19,11 @@ plays those. A value is worded by `wording_ru` / `wording_en` into tokens, each 
 pre-rendered file `<sounds>/<lang>/words/<slug>.wav` (words and names are values, not versioned texts:
 no hash). Texts found only in `common.<lang>.yaml` live under `<sounds>/<lang>/common/`.
 
+A text without placeholders may have a recording made by a person, `prompts/recordings/<source>/<lang>/
+<key>.wav` (ivr/trees/texts.py): its audio is then that recording, named `<key>.<h>.wav` with h the hash of
+the text *and* of the recording's bytes (`text_hash(text, recording)`), so it never shares a name with the
+synthesised audio of the same text nor with another recording; `text()` still says the text.
+
 Lookup order for a key: the line's texts in the language, the common texts in the language, then the same
 two in the default language (settings.default_language). A key found nowhere raises `PromptNotFound`.
 
@@ -44,7 +49,17 @@ from typing import TYPE_CHECKING, Any
 
 from ivr.engine.commands import PromptRef
 from ivr.prompts import wording_en, wording_ru
-from ivr.trees.texts import PLACEHOLDER, PLACEHOLDER_KINDS, TextCatalog, read_text_file
+from ivr.trees.texts import (
+    PLACEHOLDER,
+    PLACEHOLDER_KINDS,
+    RECORDINGS_DIR,
+    Recordings,
+    TextCatalog,
+    read_recordings,
+    read_text_file,
+    recording_files,
+    recording_path,
+)
 
 if TYPE_CHECKING:
     from ivr.config import Settings
@@ -81,14 +96,18 @@ PIECE_HASH_LENGTH = 10
 PIECE_FILE = re.compile(rf"^(?P<stem>.+)\.(?P<hash>[0-9a-f]{{{PIECE_HASH_LENGTH}}})\.wav$")
 
 
-def text_hash(text: str) -> str:
-    """The short hash that names a static piece's audio: the first 10 hex digits of the sha1 of its text."""
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:PIECE_HASH_LENGTH]
+def text_hash(text: str, recording: str = "") -> str:
+    """The short hash that names a static piece's audio: the first 10 hex digits of the sha1 of its text;
+    for a text a person recorded (`recording`: the sha1 of the recording's bytes), of the text and that
+    digest, so the recording's audio is named apart from the synthesised one and from other recordings."""
+    raw = f"{text}\x1frecording:{recording}" if recording else text
+    return hashlib.sha1(raw.encode("utf-8")).hexdigest()[:PIECE_HASH_LENGTH]
 
 
-def piece_file(stem: str, text: str) -> str:
-    """The file name of a static piece's audio: "balance_is.0" + "Ваш баланс" -> "balance_is.0.<h>.wav"."""
-    return f"{stem}.{text_hash(text)}.wav"
+def piece_file(stem: str, text: str, recording: str = "") -> str:
+    """The file name of a static piece's audio: "balance_is.0" + "Ваш баланс" -> "balance_is.0.<h>.wav"
+    (`recording`: see `text_hash`)."""
+    return f"{stem}.{text_hash(text, recording)}.wav"
 
 
 def name_slug(name: str) -> str:
@@ -220,15 +239,20 @@ class Template:
     lang: str  # the language the text was found in (may be the default language)
     source: str  # the line name, or "common"
     segments: tuple[Segment, ...]
+    # The sha1 of the person's recording played instead of the synthesis ("" for none); only ever set for
+    # a text without placeholders.
+    recording: str = ""
 
     @property
     def has_placeholders(self) -> bool:
         return any(s.static is None for s in self.segments)
 
     def static_pieces(self) -> list[tuple[str, str]]:
-        """(file stem, text) for each spoken static piece: ("balance_is.0", "Ваш баланс")."""
+        """(file stem, text) for each spoken static piece: ("balance_is.0", "Ваш баланс"). A recorded text
+        is one piece even when it has nothing to say as text (a recorded jingle for "...")."""
         if not self.has_placeholders:
-            return [(self.key, self.text.strip())] if _SPEAKABLE.search(self.text) else []
+            speaks = self.recording or _SPEAKABLE.search(self.text)
+            return [(self.key, self.text.strip())] if speaks else []
         return [
             (f"{self.key}.{s.index}", s.static.strip())
             for s in self.segments
@@ -236,7 +260,9 @@ class Template:
         ]
 
 
-def parse_template(key: str, text: str, lang: str, source: str) -> Template:
+def parse_template(key: str, text: str, lang: str, source: str, recording: str | None = None) -> Template:
+    """`recording`: the digest of the text's recording, if it has one; ignored for a text with
+    placeholders (the tree check refuses such a recording: ivr/trees/texts.py `recording_problems`)."""
     segments: list[Segment] = []
     pos = 0
     n = 0
@@ -256,7 +282,15 @@ def parse_template(key: str, text: str, lang: str, source: str) -> Template:
         segments.append(Segment(name=match.group(1), kind=match.group(2) or "name"))
         pos = match.end()
     add_static(text[pos:])
-    return Template(key=key, text=text, lang=lang, source=source, segments=tuple(segments))
+    static = all(s.static is not None for s in segments)
+    return Template(
+        key=key,
+        text=text,
+        lang=lang,
+        source=source,
+        segments=tuple(segments),
+        recording=(recording or "") if static else "",
+    )
 
 
 def text_files(prompts_dir: Path) -> dict[tuple[str, str], Path]:
@@ -285,6 +319,11 @@ def catalog_texts(catalog: TextCatalog) -> Texts:
     return {key: {k: e.text for k, e in entries.items()} for key, entries in catalog.by_source.items()}
 
 
+def catalog_recordings(catalog: TextCatalog) -> Recordings:
+    """The recordings of a line's set for the texts it has, (source, language, key) -> digest."""
+    return {k: digest for k, digest in catalog.recordings.items() if k[:2] in catalog.by_source}
+
+
 class VoiceView:
     """What the caller hears from one set of texts: the lookup, the text and the audio files of a prompt.
 
@@ -294,9 +333,20 @@ class VoiceView:
     templates, file lists of static prompts) live as long as the view; views are shared by all calls on
     the same set. Reads are thread-safe (a race only parses a template twice)."""
 
-    def __init__(self, voice: PromptVoice, texts: Texts, *, fallback: bool = False) -> None:
+    def __init__(
+        self,
+        voice: PromptVoice,
+        texts: Texts,
+        *,
+        fallback: bool = False,
+        recordings: Recordings | None = None,
+        recordings_dir: Path | None = None,
+    ) -> None:
         self.voice = voice
         self._texts = texts
+        # (source, language, key) -> digest of the person's recording that replaces a text's synthesis.
+        self._recordings: Recordings = recordings or {}
+        self._recordings_dir = recordings_dir if recordings_dir is not None else voice.recordings_dir
         # A key none of these texts has is looked up in the voice's current texts: a driver's own prompt
         # (the apology, the queue's place and wait) that a tree's set may lack.
         self._fallback = fallback
@@ -308,6 +358,14 @@ class VoiceView:
 
     def keys(self, source: str, lang: str) -> list[str]:
         return sorted(self._texts.get((source, lang), {}))
+
+    def recording(self, source: str, lang: str, key: str) -> str | None:
+        """The digest of the recording of that text in this set, None when it is synthesised."""
+        return self._recordings.get((source, lang, key))
+
+    def recording_path(self, source: str, lang: str, key: str) -> Path:
+        """Where that recording is (prompts/recordings/<source>/<lang>/<key>.wav of this set)."""
+        return recording_path(self._recordings_dir, source, lang, key)
 
     def template(self, line: str, lang: str, key: str) -> Template:
         cache_key = (line, lang, key)
@@ -323,7 +381,8 @@ class VoiceView:
             if text is not None:
                 if text_lang != lang:
                     log.warning("prompt %s/%s has no %s text; using %s", line, key, lang, text_lang)
-                found = parse_template(key, text, text_lang, source)
+                recording = self._recordings.get((source, text_lang, key))
+                found = parse_template(key, text, text_lang, source, recording)
                 self._templates[cache_key] = found
                 return found
         if self._fallback:
@@ -419,6 +478,7 @@ class PromptVoice:
         self.settings = settings
         self.default_language = settings.default_language
         self.sounds = settings.sounds.resolve()
+        self.recordings_dir = settings.prompts / RECORDINGS_DIR
         self.on_missing_name = on_missing_name
         self._lock = threading.Lock()
         # line -> (the catalog, its view): the view of a line's newest set, made once per set.
@@ -428,20 +488,23 @@ class PromptVoice:
     # ----- loading -------------------------------------------------------------------------------
 
     def reload(self) -> None:
-        """Read all text files again (after an edit) and drop the caches."""
+        """Read all text files (and the recordings of their texts) again, after an edit, and drop the
+        caches."""
         files = text_files(self.settings.prompts)
         texts: Texts = {}
-        mtimes: dict[Path, float] = {}
+        recordings: Recordings = {}
         for (source, lang), path in files.items():
             texts[(source, lang)] = load_text_file(path)
-            mtimes[path] = path.stat().st_mtime
+            recordings.update(read_recordings(self.recordings_dir, source, lang))
+        mtimes = self._file_times(files)
         word_paths: dict[str, dict[str, Path]] = {}
         for lang in WORDING:
             base = self.sounds / lang / WORDS_DIR
             word_paths[lang] = {w: base / f"{slug(w)}.wav" for w in vocabulary(lang)}
         with self._lock:
             self._texts = texts
-            self._view = VoiceView(self, texts)
+            self._recordings = recordings
+            self._view = VoiceView(self, texts, recordings=recordings)
             self._mtimes = mtimes
             self._word_paths = word_paths
         log.debug("prompt texts loaded: %d files", len(files))
@@ -452,7 +515,10 @@ class PromptVoice:
         This is the voice's own texts (tools, the fallback of views); calls speak `for_texts`."""
         with self._lock:
             self._texts = {**self._texts, **catalog_texts(catalog)}
-            self._view = VoiceView(self, self._texts)
+            # The set's recordings replace those the voice had for the same files of texts.
+            kept = {k: v for k, v in self._recordings.items() if k[:2] not in catalog.by_source}
+            self._recordings = {**kept, **catalog_recordings(catalog)}
+            self._view = VoiceView(self, self._texts, recordings=self._recordings)
 
     def for_texts(self, catalog: TextCatalog, *, cache: bool = True) -> VoiceView:
         """The view of one line's set of texts (`TreeStore.texts(line)`): what a call that started on
@@ -461,15 +527,28 @@ class PromptVoice:
         found = self._views.get(catalog.line)
         if found is not None and found[0] is catalog:
             return found[1]
-        view = VoiceView(self, catalog_texts(catalog), fallback=True)
+        view = VoiceView(
+            self,
+            catalog_texts(catalog),
+            fallback=True,
+            recordings=catalog_recordings(catalog),
+            recordings_dir=catalog.recordings_dir,
+        )
         if cache:
             self._views[catalog.line] = (catalog, view)
         return view
 
+    def _file_times(self, files: Mapping[tuple[str, str], Path]) -> dict[Path, float]:
+        """The mtime of every text file and of the recordings of their texts."""
+        out = {path: path.stat().st_mtime for path in files.values()}
+        for source, lang in files:
+            for path in recording_files(self.recordings_dir, source, lang):
+                out[path] = path.stat().st_mtime
+        return out
+
     def reload_if_changed(self) -> bool:
-        """Reload when a text file was added, removed or edited. A few stat() calls."""
-        files = text_files(self.settings.prompts)
-        current = {path: path.stat().st_mtime for path in files.values()}
+        """Reload when a text file or a recording was added, removed or replaced. A few stat() calls."""
+        current = self._file_times(text_files(self.settings.prompts))
         if current != self._mtimes:
             self.reload()
             return True
@@ -487,6 +566,16 @@ class PromptVoice:
     def raw_text(self, source: str, lang: str, key: str) -> str | None:
         return self._view.raw_text(source, lang, key)
 
+    def recording(self, source: str, lang: str, key: str) -> str | None:
+        return self._view.recording(source, lang, key)
+
+    def recording_path(self, source: str, lang: str, key: str) -> Path:
+        return self._view.recording_path(source, lang, key)
+
+    def recordings(self) -> Recordings:
+        """(source, language, key) -> digest of every recording the voice's texts have."""
+        return dict(self._recordings)
+
     # ----- lookup --------------------------------------------------------------------------------
 
     def template(self, line: str, lang: str, key: str) -> Template:
@@ -496,8 +585,9 @@ class PromptVoice:
         return self._view.has(line, lang, key)
 
     def static_path(self, template: Template, stem: str, text: str) -> Path:
-        """The audio of one static piece of `template`: named by its text's hash (`piece_file`)."""
-        return self.sounds / template.lang / template.source / piece_file(stem, text)
+        """The audio of one static piece of `template`: named by its text's hash (`piece_file`), and by its
+        recording's when a person recorded it."""
+        return self.sounds / template.lang / template.source / piece_file(stem, text, template.recording)
 
     def word_path(self, lang: str, word: str) -> Path:
         if isinstance(word, NameToken):

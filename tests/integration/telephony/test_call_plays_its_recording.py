@@ -1,0 +1,185 @@
+"""A recording made by a person, published the way the console publishes (the file under prompts/recordings,
+then the render), is taken by the server as part of the line's set: refused while its audio is not
+rendered, then played to new calls over FastAGI, while a call that started on the set without it keeps the
+synthesised audio. A recording of a text with placeholders is refused with its file named. Through the real
+wiring (LineApp, TreeStore with the server's audio check, CallHandler, the FastAGI server) and a fake
+Asterisk; rendering with espeak-ng."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import math
+import shutil
+import struct
+import wave
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_asterisk import CallScript, agi_header, run_fake_call
+
+from ivr.app import actions
+from ivr.app.bootstrap import LineApp, audio_check
+from ivr.app.session import CallHandler
+from ivr.config import Settings
+from ivr.engine.commands import InvokeAction, PromptRef
+from ivr.engine.events import ActionResult
+from ivr.prompts.render import MANIFEST, plan_prompts, render_jobs
+from ivr.prompts.voice import PromptVoice, asterisk_name, piece_file
+from ivr.telephony.fastagi import FastAgiServer
+from ivr.trees.store import TreeStore
+
+TREE = """\
+version: "1"
+line: rtest
+settings:
+  languages: [ru]
+  default_language: ru
+  start: main
+  main_menu: main
+  operator_queue: operators
+  timeouts: {first_digit: 2, inter_digit: 2}
+nodes:
+  main:
+    menu: [welcome]
+    choices:
+      - {key: "1", goto: bye}
+  bye:
+    hangup: [farewell]
+"""
+COMMON = """\
+error_apology: Ошибка.
+goodbye: До свидания.
+call_time_exceeded: Время вышло.
+transfer_to_operator: Оператор.
+universal_keys_help: Помощь.
+no_input: Не слышу.
+no_match: Не поняла.
+please_wait: Подождите.
+"""
+TEXTS = {
+    "welcome": "Здравствуйте, нажмите один.",
+    "farewell": "Спасибо за звонок.",
+    "sum": "Итого {n:number}.",
+}
+HEADER = agi_header("rtest?did=0505&trust=yes&roaming=no")
+
+
+def voice_wav(seconds: float = 0.6) -> bytes:
+    """A stand-in for a person's recording, as the console stores it: 8 kHz mono 16-bit PCM."""
+    n = int(8000 * seconds)
+    samples = [
+        round(8000 * math.sin(math.pi * i / n) * math.sin(2 * math.pi * 300 * i / 8000)) for i in range(n)
+    ]
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(struct.pack(f"<{n}h", *samples))
+    return out.getvalue()
+
+
+def render_line(settings: Settings) -> None:
+    voice = PromptVoice(settings)
+    report = render_jobs(settings, plan_prompts(voice, ["rtest"], ["ru"]), engine="espeak", progress=False)
+    assert not report.failed, report.failed
+
+
+def recording(settings: Settings, key: str) -> Path:
+    return settings.prompts / "recordings" / "rtest" / "ru" / f"{key}.wav"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    if not shutil.which("espeak-ng") or not (shutil.which("sox") or shutil.which("ffmpeg")):
+        pytest.skip("espeak-ng and sox/ffmpeg are needed (scripts/install_tts.sh)")
+    settings = Settings(home=tmp_path)
+    (settings.prompts / "texts").mkdir(parents=True)
+    (settings.prompts / "numbers").mkdir()
+    (settings.prompts / "rtest.yaml").write_text(TREE, encoding="utf-8")
+    (settings.prompts / "texts" / "common.ru.yaml").write_text(COMMON, encoding="utf-8")
+    body = "".join(f"{key}: {text}\n" for key, text in TEXTS.items())
+    (settings.prompts / "texts" / "rtest.ru.yaml").write_text(body, encoding="utf-8")
+    (settings.prompts / "numbers" / "service_numbers.yaml").write_text(
+        'lines:\n  rtest: {step_up: never}\nnumbers:\n  - {number: "0505", line: rtest, trust: true}\n',
+        encoding="utf-8",
+    )
+    render_line(settings)
+    return settings
+
+
+async def no_action(command: InvokeAction, variables: Mapping[str, Any]) -> ActionResult:
+    raise AssertionError("the test line runs no action")
+
+
+@pytest.fixture
+def app(settings: Settings) -> LineApp:
+    voice = PromptVoice(settings)
+    trees = TreeStore(
+        settings.prompts,
+        actions.catalog(),
+        poll_seconds=None,
+        accept=audio_check(settings, voice),
+        also_watch=(settings.sounds / MANIFEST,),
+    )
+    line_app = LineApp(settings=settings, trees=trees, voice=voice)
+    line_app.invoker_for = lambda call: no_action
+    line_app.reload_changed()
+    assert trees.lines() == ["rtest"], trees.errors
+    return line_app
+
+
+def call(app: LineApp) -> CallScript:
+    async def main() -> CallScript:
+        server = FastAgiServer(CallHandler(app.session, app.voice, read_timeout=5.0), port=0)
+        await server.start()
+        try:
+            return await run_fake_call(server.port, HEADER, CallScript(keys=["1"]))
+        finally:
+            await server.shutdown()
+
+    return asyncio.run(main())
+
+
+def test_a_published_recording_is_played_to_new_calls_once_rendered(app: LineApp, settings: Settings) -> None:
+    folder = settings.sounds.resolve() / "ru" / "rtest"
+    synthesised = [asterisk_name(folder / piece_file(k, TEXTS[k])) for k in ("welcome", "farewell")]
+    assert call(app).streamed == synthesised
+    _tree, before = app.trees.get_set("rtest")
+
+    data = voice_wav()
+    path = recording(settings, "welcome")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data)
+    app.reload_changed()  # published without its render: refused, the set without it keeps serving
+    assert any("older than its recording" in e.message for e in app.trees.errors["rtest"])
+    assert call(app).streamed == synthesised
+
+    render_line(settings)
+    app.reload_changed()  # the manifest changed: the set is checked again and taken
+    assert "rtest" not in app.trees.errors
+    recorded = folder / piece_file("welcome", TEXTS["welcome"], hashlib.sha1(data).hexdigest())
+    script = call(app)
+    assert script.streamed == [asterisk_name(recorded), synthesised[1]]
+    assert Path(script.streamed[0] + ".wav").is_file()
+    # A call that started on the set without the recording plays the synthesis to its end.
+    old_view = app.voice.for_texts(before)
+    assert old_view.stream_names("rtest", "ru", PromptRef("welcome")) == synthesised[:1]
+    assert app.voice.text("rtest", "ru", PromptRef("welcome")) == TEXTS["welcome"]
+
+
+def test_a_recording_of_a_text_with_placeholders_is_refused_with_its_file(
+    app: LineApp, settings: Settings
+) -> None:
+    path = recording(settings, "sum")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(voice_wav())
+    app.reload_changed()
+    errors = app.trees.errors["rtest"]
+    assert [(e.file, e.code) for e in errors] == [(str(path), "recording")]
+    assert "{n:number}" in errors[0].message and "without placeholders" in errors[0].message
+    assert call(app).streamed[0].endswith(Path(piece_file("welcome", TEXTS["welcome"])).stem)
