@@ -4,7 +4,6 @@ call records (ivr.services.reports). Text by default, `--csv` for a spreadsheet.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import sys
 from typing import Any, TextIO
@@ -32,7 +31,7 @@ def _day(text: str | None, default: dt.date) -> dt.date:
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     from ivr.db.session import make_uow_factory
-    from ivr.services.reports import call_report
+    from ivr.services.reports import call_report, write_csv
 
     today = dt.datetime.now(dt.UTC).date()
     first = _day(args.since, today - dt.timedelta(days=7))
@@ -74,50 +73,14 @@ def write_text(reports: list[Any], first: dt.date, last: dt.date, out: TextIO) -
         if r.transfer_reasons:
             reasons = ", ".join(f"{k} {v}" for k, v in r.transfer_reasons.most_common())
             out.write(f"  transfers by reason: {reasons}\n")
+        if r.queued:
+            out.write(
+                f"  operator queues: {r.queued} calls, {r.queue_answered} answered, "
+                f"{r.queue_abandoned} gave up waiting; wait {r.average_queue_wait:.1f} s on average, "
+                f"{r.queue_wait_longest:.1f} s at most ({r.queue_waits} known)\n"
+            )
         out.write(f"  {'node':<28} {'visits':>7} {'drop-off':>16} {'no-input':>16} {'no-match':>16}\n")
         for node, f in sorted(r.nodes.items(), key=lambda item: (-item[1].visits, item[0])):
             cells = [f"{n} ({_pct(f.rate(n))})" for n in (f.drop_off, f.no_input, f.no_match)]
             out.write(f"  {node:<28} {f.visits:>7} {cells[0]:>16} {cells[1]:>16} {cells[2]:>16}\n")
         out.write("\n")
-
-
-CSV_COLUMNS = (
-    "row", "line", "tree_version", "name", "calls", "contained", "self_served", "transferred", "abandoned",
-    "failed", "average_seconds", "visits", "drop_off", "no_input", "no_match",
-)  # fmt: skip
-
-
-def write_csv(reports: list[Any], out: TextIO) -> None:
-    """One `line` row per line and tree version, then a `reason` row per transfer reason and a `node` row
-    per node."""
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for r in reports:
-        base = {"line": r.line, "tree_version": r.tree_version}
-        writer.writerow(
-            {
-                **base,
-                "row": "line",
-                "calls": r.calls,
-                "contained": r.contained,
-                "self_served": r.self_served,
-                "transferred": r.transferred,
-                "abandoned": r.abandoned,
-                "failed": r.failed,
-                "average_seconds": f"{r.average_seconds:.1f}",
-            }
-        )
-        for reason, count in sorted(r.transfer_reasons.items()):
-            writer.writerow({**base, "row": "reason", "name": reason, "transferred": count})
-        for node, f in sorted(r.nodes.items()):
-            writer.writerow(
-                {
-                    **base,
-                    "row": "node",
-                    "name": node,
-                    "visits": f.visits,
-                    "drop_off": f.drop_off,
-                    "no_input": f.no_input,
-                    "no_match": f.no_match,
-                }
-            )

@@ -6,14 +6,18 @@ For a period, per line and per tree version:
 - transfer rate and its reasons; abandonment; failures; the average time in the IVR;
 - per node: visits (every time a caller entered it), drop-off (abandoned calls that ended there), no-input
   and no-match (inputs at the node the engine did not get or did not take), each also as a rate of the
-  node's visits.
+  node's visits;
+- the operator queues: calls that joined one, answered by an agent, given up while waiting, and the wait
+  (average and longest) of those whose wait is known (ivr.app.callbacks.QueueWaits records it).
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TextIO
 
 from sqlalchemy import select
 
@@ -47,6 +51,16 @@ class LineReport:
     seconds: float = 0.0  # in all
     transfer_reasons: Counter[str] = field(default_factory=Counter)
     nodes: dict[str, NodeFigures] = field(default_factory=dict)
+    queued: int = 0  # calls that reached an operator queue
+    queue_answered: int = 0
+    queue_abandoned: int = 0
+    queue_waits: int = 0  # calls whose wait is known
+    queue_wait_seconds: float = 0.0  # in all
+    queue_wait_longest: float = 0.0
+
+    @property
+    def average_queue_wait(self) -> float:
+        return self.queue_wait_seconds / self.queue_waits if self.queue_waits else 0.0
 
     def share(self, count: int) -> float:
         return count / self.calls if self.calls else 0.0
@@ -114,6 +128,16 @@ def _count(report: LineReport, call: IvrCall, later: dict[str, list[dt.datetime]
             report.node(call.last_node).drop_off += 1
     else:
         report.failed += 1
+    if call.queue:
+        report.queued += 1
+        if call.queue_result == "answered":
+            report.queue_answered += 1
+        elif call.queue_result == "abandoned":
+            report.queue_abandoned += 1
+        if call.queue_wait is not None:
+            report.queue_waits += 1
+            report.queue_wait_seconds += call.queue_wait
+            report.queue_wait_longest = max(report.queue_wait_longest, call.queue_wait)
     for entry in call.nodes or ():
         report.node(str(entry.get("node", ""))).visits += 1
     for entry in call.inputs or ():
@@ -124,3 +148,53 @@ def _count(report: LineReport, call: IvrCall, later: dict[str, list[dt.datetime]
                 figures.no_input += 1
             else:
                 figures.no_match += 1
+
+
+# ---- CSV (ivr report --csv and the console) --------------------------------------------------------
+
+CSV_COLUMNS = (
+    "row", "line", "tree_version", "name", "calls", "contained", "self_served", "transferred", "abandoned",
+    "failed", "average_seconds", "queued", "queue_answered", "queue_abandoned", "average_queue_wait",
+    "longest_queue_wait", "visits", "drop_off", "no_input", "no_match",
+)  # fmt: skip
+
+
+def write_csv(reports: list[LineReport], out: TextIO) -> None:
+    """One `line` row per line and tree version, then a `reason` row per transfer reason and a `node` row
+    per node."""
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in reports:
+        base = {"line": r.line, "tree_version": r.tree_version}
+        writer.writerow(
+            {
+                **base,
+                "row": "line",
+                "calls": r.calls,
+                "contained": r.contained,
+                "self_served": r.self_served,
+                "transferred": r.transferred,
+                "abandoned": r.abandoned,
+                "failed": r.failed,
+                "average_seconds": f"{r.average_seconds:.1f}",
+                "queued": r.queued,
+                "queue_answered": r.queue_answered,
+                "queue_abandoned": r.queue_abandoned,
+                "average_queue_wait": f"{r.average_queue_wait:.1f}",
+                "longest_queue_wait": f"{r.queue_wait_longest:.1f}",
+            }
+        )
+        for reason, count in sorted(r.transfer_reasons.items()):
+            writer.writerow({**base, "row": "reason", "name": reason, "transferred": count})
+        for node, f in sorted(r.nodes.items()):
+            writer.writerow(
+                {
+                    **base,
+                    "row": "node",
+                    "name": node,
+                    "visits": f.visits,
+                    "drop_off": f.drop_off,
+                    "no_input": f.no_input,
+                    "no_match": f.no_match,
+                }
+            )

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import io
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -32,11 +34,12 @@ from ivr.engine.events import Digits, NoInput, Speech
 from ivr.prompts.voice import PromptNotFound
 from ivr.services import staff as staff_service
 from ivr.services import tree_versions as versions
+from ivr.services.reports import call_report, write_csv
 from ivr.services.staff import ROLES, Staff, StaffError
 from ivr.trees import TreeInvalid, load_tree
 from ivr.trees.graph import tree_svg
 from ivr.trees.yamlfile import compose_yaml
-from ivr.web import audio
+from ivr.web import audio, charts
 from ivr.web.checks import Problem, check_line
 from ivr.web.files import FilesError, line_names, read_line
 from ivr.web.publish import PublishError, publish_version
@@ -105,6 +108,8 @@ def create_app(settings: Settings, *, uow: UowFactory | None = None) -> Starlett
         Route("/logout", logout, methods=["POST"]),
         Route("/", home, methods=["GET"]),
         Route("/audit", audit_page, methods=["GET"]),
+        Route("/report", report_page, methods=["GET"]),
+        Route("/report.csv", report_csv, methods=["GET"]),
         Route("/staff", staff_page, methods=["GET"]),
         Route("/staff", staff_submit, methods=["POST"]),
         Route("/lines/{line}", line_page, methods=["GET"]),
@@ -863,6 +868,94 @@ async def try_audio(request: Request) -> Response:
 
     return Response(
         await asyncio.to_thread(build), media_type="audio/wav", headers={"Cache-Control": "no-store"}
+    )
+
+
+# ---- the call report ---------------------------------------------------------------------------------
+
+
+def report_period(request: Request) -> tuple[dt.date, dt.date, str | None]:
+    today = dt.datetime.now(dt.UTC).date()
+    try:
+        first = dt.date.fromisoformat(request.query_params.get("since") or str(today - dt.timedelta(days=7)))
+        last = dt.date.fromisoformat(request.query_params.get("until") or str(today))
+    except ValueError as exc:
+        raise Refused(400, "dates are YYYY-MM-DD") from exc
+    if last < first or (last - first).days > 366:
+        raise Refused(400, "the period is from a day to at most a year, the first day first")
+    return first, last, request.query_params.get("line") or None
+
+
+def load_report(console: Console, first: dt.date, last: dt.date, line: str | None) -> list[Any]:
+    since = dt.datetime.combine(first, dt.time())
+    until = dt.datetime.combine(last + dt.timedelta(days=1), dt.time())
+    with console.uow() as uow:
+        return call_report(uow, since, until, line=line)
+
+
+def report_charts(r: Any) -> dict[str, str]:
+    outcomes = [
+        ("contained", r.contained),
+        ("self-served, called again", r.self_served - r.contained),
+        ("transferred", r.transferred),
+        ("abandoned", r.abandoned),
+        ("failed", r.failed),
+    ]
+    nodes = sorted(r.nodes.items(), key=lambda item: (-item[1].visits, item[0]))[:15]
+    return {
+        "outcomes": charts.stacked(outcomes, title="How the calls ended"),
+        "reasons": charts.bars(r.transfer_reasons.most_common(), title="Transfers by reason"),
+        "visits": charts.bars([(n, f.visits) for n, f in nodes], title="Visits per node (the 15 busiest)"),
+        "drop_off": charts.bars(
+            [(n, round(100 * f.rate(f.drop_off), 1)) for n, f in nodes if f.drop_off],
+            title="Drop-off per node (% of its visits)",
+            unit=" %",
+            colour="#d98e04",
+        ),
+        "no_input": charts.bars(
+            [
+                (n, round(100 * f.rate(f.no_input + f.no_match), 1))
+                for n, f in nodes
+                if f.no_input + f.no_match
+            ],
+            title="No-input and no-match per node (% of its visits)",
+            unit=" %",
+            colour="#b3261e",
+        ),
+    }
+
+
+async def report_page(request: Request) -> Response:
+    staff = need(request)
+    console = C(request)
+    first, last, line = report_period(request)
+    reports = await asyncio.to_thread(load_report, console, first, last, line)
+    rows = [{"r": r, "charts": report_charts(r)} for r in reports]
+    return page(
+        request,
+        "report.html",
+        {
+            "rows": rows,
+            "first": first,
+            "last": last,
+            "line": line or "",
+            "lines": line_names(console.settings.prompts),
+            "staff": staff,
+        },
+    )
+
+
+async def report_csv(request: Request) -> Response:
+    need(request)
+    first, last, line = report_period(request)
+    reports = await asyncio.to_thread(load_report, C(request), first, last, line)
+    out = io.StringIO()
+    write_csv(reports, out)
+    name = f"ivr-report-{first}-{last}.csv"
+    return Response(
+        out.getvalue(),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 

@@ -255,6 +255,19 @@ def test_edit_hear_try_publish_and_calls_hear_their_version(
     d.get(f"{console_url}/")
     assert "v2" in d.find_element(By.ID, "lines").text
     shot(d, "lines")
+    # the two calls are in the report (their records are written as each call ends)
+    deadline = time.monotonic() + 30
+    while True:
+        d.get(f"{console_url}/report")
+        counts = [
+            int(c.text) for c in d.find_elements(By.CSS_SELECTOR, 'section[data-line="operator"] td.calls')
+        ]
+        if sum(counts) >= 2:
+            break
+        assert time.monotonic() < deadline, f"the report shows {counts} calls"
+        time.sleep(1)
+    assert d.find_elements(By.CSS_SELECTOR, "svg.chart rect.part")
+    shot(d, "report")
     if DOCS_SHOTS:
         d.get(f"{console_url}/lines/operator?from=live")
         shot(d, "line")

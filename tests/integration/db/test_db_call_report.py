@@ -40,7 +40,16 @@ def test_the_report_counts_what_the_records_hold(uow_factory: UowFactory) -> Non
     rows = [
         # A: self-served, called again 2 h later (transferred): not contained
         record(1, "self_served", key="A", start=0 * hour, nodes=[{"node": "main"}, {"node": "balance"}]),
-        record(2, "transferred", key="A", start=2 * hour, transfer_reason="operator"),
+        record(
+            2,
+            "transferred",
+            key="A",
+            start=2 * hour,
+            transfer_reason="operator",
+            queue="operators",
+            queue_result="answered",
+            queue_wait=40.0,
+        ),
         # B: self-served, called again 30 h later: contained (the repeat is outside 24 h)
         record(3, "self_served", key="B", start=0 * hour, seconds=60.0),
         # C: self-served and withheld: contained (cannot be followed)
@@ -58,7 +67,16 @@ def test_the_report_counts_what_the_records_hold(uow_factory: UowFactory) -> Non
                 {"node": "balance", "kind": "no_match", "value": "7"},
             ],
         ),
-        record(6, "transferred", key="E", start=4 * hour, transfer_reason="no_input"),
+        record(
+            6,
+            "transferred",
+            key="E",
+            start=4 * hour,
+            transfer_reason="no_input",
+            queue="operators",
+            queue_result="abandoned",
+            queue_wait=100.0,
+        ),
         record(7, "failed", key="F", start=5 * hour),
         # the loyalty line, another tree version: a report of its own
         record(8, "self_served", key="G", start=1 * hour, line="loyalty", tree_version="v9"),
@@ -75,6 +93,9 @@ def test_the_report_counts_what_the_records_hold(uow_factory: UowFactory) -> Non
     assert (operator.self_served, operator.contained) == (3, 2)  # A called again within 24 h
     assert (operator.transferred, operator.abandoned, operator.failed) == (2, 1, 1)
     assert dict(operator.transfer_reasons) == {"operator": 1, "no_input": 1}
+    assert (operator.queued, operator.queue_answered, operator.queue_abandoned) == (2, 1, 1)
+    assert (operator.average_queue_wait, operator.queue_wait_longest) == (70.0, 100.0)
+    assert loyalty.queued == 0 and loyalty.average_queue_wait == 0.0
     assert operator.average_seconds == (6 * 30.0 + 60.0) / 7
     main, balance = operator.nodes["main"], operator.nodes["balance"]
     assert (main.visits, main.drop_off) == (7, 0)
