@@ -121,6 +121,7 @@ def create_app(settings: Settings, *, uow: UowFactory | None = None) -> Starlett
         Route("/lines/{line}/discard", draft_discard, methods=["POST"]),
         Route("/lines/{line}/save", version_save, methods=["POST"]),
         Route("/lines/{line}/upload", recording_upload, methods=["POST"]),
+        Route("/lines/{line}/recording/remove", recording_remove, methods=["POST"]),
         Route("/lines/{line}/render", draft_render, methods=["POST"]),
         Route("/lines/{line}/audio/{lang}/{key}.wav", prompt_audio, methods=["GET"]),
         Route("/lines/{line}/publish", publish_page, methods=["GET"]),
@@ -340,6 +341,7 @@ async def logout(request: Request) -> Response:
 async def home(request: Request) -> Response:
     staff = need(request)
     console = C(request)
+    await asyncio.to_thread(console.sync_from_files)  # an edit made with a text editor shows as a version
     rows = []
     with console.uow() as uow:
         for line in line_names(console.settings.prompts):
@@ -551,8 +553,15 @@ async def text_save(request: Request) -> Response:
             raise Refused(400, str(exc)) from exc
         versions.update_draft(uow, line, staff.username, files)
         uow.commit()
+    recorded = f"recordings/{line}/{lang}/{key}.wav" in files
     return JSONResponse(
-        {"saved": True, "file": path, "source": files[path], "problems": await checked(console, line, files)}
+        {
+            "saved": True,
+            "file": path,
+            "source": files[path],
+            "recorded": recorded,
+            "problems": await checked(console, line, files),
+        }
     )
 
 
@@ -632,6 +641,22 @@ async def recording_upload(request: Request) -> Response:
         files[path] = base64.b64encode(wav).decode()
         versions.update_draft(uow, line, staff.username, files)
         staff_service.audit(uow, staff.username, "upload", line=line, detail=f"{path} ({len(wav)} bytes)")
+        uow.commit()
+    return RedirectResponse(f"/lines/{line}/edit#texts", status_code=303)
+
+
+async def recording_remove(request: Request) -> Response:
+    staff, form = await need_change(request, "editor")
+    line = known_line(request)
+    lang, key = str(form.get("lang", "")), str(form.get("key", ""))
+    path = f"recordings/{line}/{lang}/{key}.wav"
+    with C(request).uow(write=True) as uow:
+        draft = versions.open_draft(uow, line, staff.username)
+        files = dict(draft.files)
+        if files.pop(path, None) is None:
+            raise Refused(404, f"the draft has no recording {path}")
+        versions.update_draft(uow, line, staff.username, files)
+        staff_service.audit(uow, staff.username, "recording_removed", line=line, detail=path)
         uow.commit()
     return RedirectResponse(f"/lines/{line}/edit#texts", status_code=303)
 

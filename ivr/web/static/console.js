@@ -90,6 +90,8 @@ const Console = (() => {
           showProblems(r.problems);
           area.classList.remove("saving");
           area.classList.add("saved");
+          area.title = r.recorded ? "This text has a recording: callers hear the recording until you remove it or upload a new one" : "";
+          area.classList.toggle("recorded-stale", !!r.recorded);
         } catch (err) {
           area.classList.remove("saving");
           showProblems([{text: String(err.message), file: "", lineno: 0}]);

@@ -85,3 +85,34 @@ def test_an_upload_that_is_not_audio_is_refused(console: TestClient) -> None:
         files={"file": ("x.wav", b"RIFF", "audio/wav")},
     )
     assert r.status_code == 400
+
+
+def test_a_recording_can_be_removed_and_a_text_edit_says_it_is_recorded(
+    console: TestClient, console_settings: Settings
+) -> None:
+    token = log_in(console, "editor")
+    console.get("/lines/operator/edit")
+    upload = io.BytesIO()
+    Sine(300).to_audio_segment(duration=800, volume=-6).export(upload, format="wav")
+    console.post(
+        "/lines/operator/upload",
+        data={"csrf": token, "lang": "ru", "key": "cancelled"},
+        files={"file": ("r.wav", upload.getvalue(), "audio/wav")},
+    )
+    r = json_post(
+        console, "/lines/operator/text", token, {"lang": "ru", "key": "cancelled", "text": "Иначе."}
+    )
+    assert r.json()["recorded"] is True
+    removed = console.post(
+        "/lines/operator/recording/remove", data={"csrf": token, "lang": "ru", "key": "cancelled"}
+    )
+    assert removed.status_code == 303
+    r = json_post(
+        console, "/lines/operator/text", token, {"lang": "ru", "key": "cancelled", "text": "Иначе!"}
+    )
+    assert r.json()["recorded"] is False
+    again = console.post(
+        "/lines/operator/recording/remove", data={"csrf": token, "lang": "ru", "key": "cancelled"}
+    )
+    assert again.status_code == 404
+    assert "recording_removed" in console.get("/audit").text

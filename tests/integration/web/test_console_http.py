@@ -244,3 +244,15 @@ def test_the_session_cookie_is_http_only_and_same_site(console: TestClient) -> N
     r = console.post("/login", data={"username": "viewer", "password": PASSWORD, "csrf": token})
     cookie = r.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
+
+
+def test_an_edit_made_in_the_files_becomes_a_version(console: TestClient, console_settings: Settings) -> None:
+    log_in(console, "viewer")
+    texts = Path(console_settings.prompts) / "texts" / "operator.ru.yaml"
+    texts.write_text(
+        set_text(texts.read_text(encoding="utf-8"), "cancelled", "Отменено в файле."), encoding="utf-8"
+    )
+    console.get("/")
+    page = console.get("/lines/operator/versions").text
+    assert "changed in the files under prompts/" in page and "v2" in page
+    assert "Отменено в файле." in console.get("/lines/operator/versions/2").text
