@@ -9,6 +9,7 @@ published state that `ivr serve` reads."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import io
@@ -28,6 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from ivr.app.actions import catalog
 from ivr.config import Settings
 from ivr.db.session import UowFactory, make_uow_factory
 from ivr.engine.events import Digits, NoInput, Speech
@@ -41,7 +43,7 @@ from ivr.trees.graph import tree_svg
 from ivr.trees.yamlfile import compose_yaml
 from ivr.web import audio, charts
 from ivr.web.checks import Problem, check_line
-from ivr.web.files import FilesError, line_names, read_line
+from ivr.web.files import line_names, read_line, scratch_prompts
 from ivr.web.publish import PublishError, publish_version
 from ivr.web.security import (
     CSRF_FIELD,
@@ -352,9 +354,6 @@ async def home(request: Request) -> Response:
 
 
 def _tree_or_none(prompts: Path, line: str, files: Mapping[str, str]) -> Any:
-    from ivr.app.actions import catalog
-    from ivr.web.files import scratch_prompts
-
     with scratch_prompts(prompts, line, files) as root:
         try:
             return load_tree(root / f"{line}.yaml", catalog())
@@ -362,9 +361,11 @@ def _tree_or_none(prompts: Path, line: str, files: Mapping[str, str]) -> Any:
             return None
 
 
-def which_files(request: Request, staff: Staff, line: str) -> tuple[str, dict[str, str]]:
+def which_files(
+    request: Request, staff: Staff, line: str, want: str | None = None
+) -> tuple[str, dict[str, str]]:
     """The files a page shows: ?from=draft (the user's draft, else live), live, or a version number."""
-    want = request.query_params.get("from", "draft")
+    want = want or request.query_params.get("from", "draft")
     console = C(request)
     with console.uow() as uow:
         if want == "draft":
@@ -419,12 +420,9 @@ async def line_page(request: Request) -> Response:
     langs, rows = texts_table(line, files)
     nodes = []
     if tree is not None:
-        from ivr.trees.checks import prompt_keys
-
         for node in tree.nodes.values():
             keys = sorted(prompt_keys_of(node))
             nodes.append({"id": node.id, "kind": type(node).__name__.removesuffix("Node"), "keys": keys})
-        del prompt_keys
     problems = [] if tree is not None else await checked(console, line, files)
     return page(
         request,
@@ -507,7 +505,6 @@ async def edit_page(request: Request) -> Response:
 
 
 async def draft_check(request: Request) -> Response:
-    need(request, "viewer")
     _staff, body = await need_change(request, "viewer")
     line = known_line(request)
     files = files_of(body)
@@ -628,8 +625,6 @@ async def recording_upload(request: Request) -> Response:
         wav = await asyncio.to_thread(audio.recording_from_upload, str(upload.filename or ""), data)
     except audio.UploadError as exc:
         raise Refused(400, str(exc)) from exc
-    import base64
-
     path = f"recordings/{line}/{lang}/{key}.wav"
     with console.uow(write=True) as uow:
         draft = versions.open_draft(uow, line, staff.username)
@@ -834,9 +829,7 @@ async def try_start(request: Request) -> Response:
     staff, body = await need_change(request, "viewer")
     line = known_line(request)
     console = C(request)
-    request_from = str(body.get("from", "draft"))
-    request.scope["query_string"] = f"from={request_from}".encode()
-    _label, files = which_files(Request(request.scope, request.receive), staff, line)
+    _label, files = which_files(request, staff, line, str(body.get("from") or "draft"))
     try:
         tc = await console.try_calls.start(
             line,
@@ -1033,7 +1026,3 @@ async def staff_submit(request: Request) -> Response:
             rows = [snap(u) for u in staff_service.list_staff(uow)]
         return page(request, "staff.html", {"rows": rows, "staff": staff, "error": str(exc)}, status=400)
     return RedirectResponse("/staff", status_code=303)
-
-
-def problems_of(exc: FilesError) -> list[Problem]:
-    return [Problem("", 1, "files", str(exc))]
