@@ -82,6 +82,10 @@ class Console:
         text editor and `ivr validate` beside the console)."""
         for line in line_names(self.settings.prompts):
             files = read_line(self.settings.prompts, line)
+            with self.uow() as uow:  # a read first: no write lock unless the files really changed
+                current = versions.live(uow, line)
+                if current is not None and current.files == files:
+                    continue
             with self.uow(write=True) as uow:
                 if versions.import_files(uow, line, files) is not None:
                     log.info("console: %s imported from the files under prompts/", line)
