@@ -68,6 +68,12 @@ def test_modules_are_listed_not_autoloaded(rendered: Path) -> None:
     assert "autoload = no" in modules
     for needed in ("chan_pjsip.so", "res_pjsip_pubsub.so", "res_agi.so", "app_userevent.so", "func_env.so"):
         assert f"load = {needed}" in modules
+    # the media path (docs/speech.md): AudioSocket, and chan_websocket with what it requires
+    for needed in (
+        "res_audiosocket.so", "app_audiosocket.so", "chan_audiosocket.so",
+        "res_http_websocket.so", "res_websocket_client.so", "chan_websocket.so",
+    ):  # fmt: skip
+        assert f"load = {needed}" in modules
 
 
 DIALPLAN = (PROJECT_ROOT / "dialplans" / "ivr.conf").read_text()
