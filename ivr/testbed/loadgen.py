@@ -66,6 +66,11 @@ class LoadPlan:
     # the test endpoint expects) or "from" (the From header, as many carriers send it).
     source_ip: str = "127.0.0.1"
     caller_in: str = "pai"
+    # The caller's voice: an RTP pcap (ivr.testbed.rtp_pcap) every call plays from its answer on, and the
+    # one UDP port sipp sends and receives every call's media on (None: a free one). The media benchmark
+    # (scripts/bench_media.py) watches what reaches that port.
+    audio_pcap: Path | None = None
+    media_port: int | None = None
 
     def check(self, fd_limit: int | None = None) -> None:
         """Refuse, with the reason, a plan that would not be placed whole."""
@@ -132,6 +137,8 @@ def scenario(number: str, sip_port: int, plan: LoadPlan) -> str:
     keys_ms = int(plan.gap * 1000)
     longest = max(len(c.keys) for c in plan.calls)
     steps = [pause_step(int(plan.first_wait * 1000), "k0")]
+    if plan.audio_pcap is not None:  # from the answer on, while the keys wait their turn
+        steps.insert(0, f'  <nop><action><exec play_pcap_audio="{plan.audio_pcap}"/></action></nop>')
     if longest:
         # play_dtmf sends the whole field as RFC 2833 events (payload type 96, fixed in sipp: hence the
         # SDP), one key after the other, 200 ms each.
@@ -194,7 +201,7 @@ async def run_load(settings: Settings, plan: LoadPlan, *, watcher: CallWatcher |
                 "-m", str(len(plan.calls)), "-l", str(plan.concurrency),
                 "-r", f"{plan.rate:g}", "-rp", "1000",
                 "-i", plan.source_ip, "-p", str(free_udp_port(plan.source_ip)),
-                "-mp", str(free_udp_port(plan.source_ip)),
+                "-mp", str(plan.media_port or free_udp_port(plan.source_ip)),
                 "-timeout", f"{int(plan.timeout)}s", "-timeout_error",
                 "-max_socket", str(max(SIPP_FDS_BASE, 4 * plan.concurrency)),
                 "-trace_err", "-error_file", str(work / "errors.log"),

@@ -40,6 +40,15 @@ def test_the_scenario_takes_token_caller_and_keys_from_the_row() -> None:
 def test_a_plan_without_keys_sends_none() -> None:
     xml = scenario("0505", 5062, plan(calls=[PlannedCall("79161234567")]))
     assert "play_dtmf" not in xml
+    assert "play_pcap_audio" not in xml
+
+
+def test_the_callers_voice_plays_from_the_answer_on(tmp_path: Path) -> None:
+    xml = scenario("media-lab-audiosocket", 5062, plan(audio_pcap=tmp_path / "voice.pcap"))
+    ET.fromstring(xml)
+    after_ack = xml.split("CSeq: 1 ACK", 1)[1]
+    assert after_ack.index(f'play_pcap_audio="{tmp_path / "voice.pcap"}"') < after_ack.index("play_dtmf")
+    assert "INVITE sip:media-lab-audiosocket@127.0.0.1:5062 SIP/2.0" in xml
 
 
 @pytest.mark.parametrize(
