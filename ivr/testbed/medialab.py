@@ -17,8 +17,12 @@ way `ivr serve` would:
   hang the websocket channel up, Dial returns (option g) and the AGI session goes on.
 
 Both are driven through one small interface (`MediaLeg`: events, play, stop, end) so the test and the
-benchmark run the same call over either. The websocket side is a prototype for measuring, kept here and
-not under ivr/telephony/: it is not the chosen path (docs/speech.md, "The media path").
+benchmark run the same call over either. A third extension, `media-lab-playback`, has no media stream at
+all: the AGI session plays the prompt itself (STREAM FILE) and a barge-in stops it from outside with AMI
+`ControlPlayback` (`PlaybackLeg`): the benchmark's baseline, and the barge-in an ARI snoop route (caller
+audio through a snoop channel, prompts still played by AGI) would have. The websocket side is a prototype
+for measuring, kept here and not under ivr/telephony/: it is not the chosen path (docs/speech.md, "The
+media path").
 """
 
 from __future__ import annotations
@@ -56,7 +60,11 @@ from ivr.testbed import asterisk
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = {"audiosocket": "media-lab-audiosocket", "websocket": "media-lab-websocket"}
+EXTENSIONS = {
+    "audiosocket": "media-lab-audiosocket",
+    "websocket": "media-lab-websocket",
+    "playback": "media-lab-playback",  # no media stream: the benchmark's baseline (PlaybackLeg)
+}
 WS_CLIENT_ID = "ivr-media-lab"
 EXEC_TIMEOUT = 600.0  # seconds an EXEC may block the AGI session: the whole media part of a call
 
@@ -106,7 +114,13 @@ def install(settings: Settings, *, agi_port: int, ws_port: int) -> None:
     include = f'#include "{lab}"'
     if include not in text:
         extensions.write_text(text.rstrip("\n") + f"\n\n{include}\n", encoding="utf-8")
-    for command in ("dialplan reload", "module reload res_websocket_client.so"):
+    # app_controlplayback: AMI ControlPlayback, which PlaybackLeg stops a STREAM FILE with (the line
+    # itself does not load it)
+    for command in (
+        "dialplan reload",
+        "module reload res_websocket_client.so",
+        "module load app_controlplayback.so",
+    ):
         result = asterisk.cli(paths, command)
         if result.returncode != 0:
             raise asterisk.AsteriskError(f"{command}: {result.stdout}{result.stderr}")
@@ -161,9 +175,14 @@ class AudioSocketLeg:
 
 
 class WebSocketLeg:
-    """chan_websocket, JSON control messages. Asterisk paces what we send (a queue of up to 1000 frames,
-    20 s, in chan_websocket.c); `play` sends the whole prompt at once, then a MARK_MEDIA whose
-    MEDIA_MARK_PROCESSED tells when it has been played; `stop` sends FLUSH_MEDIA, which empties the queue."""
+    """chan_websocket, JSON control messages. Asterisk paces what we send; `stop` sends FLUSH_MEDIA, which
+    empties its queue. Its limits (chan_websocket.c, res_http_websocket.c, 22.10): a message of more than
+    65535 bytes closes the websocket (1009), and binary messages that arrive while 1000 frames (20 s) are
+    queued are dropped without a word (MEDIA_XOFF at 900). So `play` sends the prompt 1 s a message, at
+    most AHEAD seconds before its time, then a MARK_MEDIA whose MEDIA_MARK_PROCESSED says it was played."""
+
+    AHEAD = 2.0
+    CHUNK = 50 * FRAME_BYTES  # 1 s of audio, 16000 bytes
 
     path = "websocket"
 
@@ -177,6 +196,8 @@ class WebSocketLeg:
         self._playing: tuple[str, asyncio.Future[PlayResult], float, int] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
+        self._sender: asyncio.Task[None] | None = None
+        self.sent = 0  # frames of the current prompt sent to Asterisk
         self.frames_in = 0
         self.digits = 0
         self.closed = asyncio.Event()
@@ -229,27 +250,42 @@ class WebSocketLeg:
 
     async def _play(self, pcm: bytes) -> PlayResult:
         frames = (len(pcm) + FRAME_BYTES - 1) // FRAME_BYTES
+        pcm = pcm.ljust(frames * FRAME_BYTES, b"\0")  # whole frames: chan_websocket cuts them itself
         mark_id = uuid.uuid4().hex[:12]
-        mark: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        mark: asyncio.Future[float] = loop.create_future()
         self._marks[mark_id] = mark
         began = time.monotonic()
-        result: asyncio.Future[PlayResult] = asyncio.get_running_loop().create_future()
+        result: asyncio.Future[PlayResult] = loop.create_future()
         self._playing = (mark_id, result, began, frames)
-        with contextlib.suppress(ConnectionClosed):
-            # Whole frames in one message: chan_websocket cuts a message into 320-byte frames itself.
-            await self.ws.send(pcm.ljust(frames * FRAME_BYTES, b"\0"))
-        await self._command("MARK_MEDIA", correlation_id=mark_id)
+        self._sender = loop.create_task(self._send(pcm, began, mark_id))
         waits: list[asyncio.Future[Any]] = [mark, result]
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         if result.done():
             return result.result()
         self._playing = None
         if mark.cancelled():  # the websocket closed (the caller hung up) before the prompt's end
-            return PlayResult(frames=frames, sent=frames, stopped=True, started=began, ended=time.monotonic())
-        return PlayResult(frames=frames, sent=frames, stopped=False, started=began, ended=mark.result())
+            return PlayResult(
+                frames=frames, sent=self.sent, stopped=True, started=began, ended=time.monotonic()
+            )
+        return PlayResult(frames=frames, sent=self.sent, stopped=False, started=began, ended=mark.result())
+
+    async def _send(self, pcm: bytes, began: float, mark_id: str) -> None:
+        self.sent = 0
+        with contextlib.suppress(ConnectionClosed):
+            for offset in range(0, len(pcm), self.CHUNK):
+                queued = offset / (FRAME_BYTES * 50) - (time.monotonic() - began)
+                if queued > self.AHEAD:
+                    await asyncio.sleep(queued - self.AHEAD)
+                chunk = pcm[offset : offset + self.CHUNK]
+                await self.ws.send(chunk)
+                self.sent += len(chunk) // FRAME_BYTES
+            await self._command("MARK_MEDIA", correlation_id=mark_id)
 
     def stop(self) -> float:
         now = time.monotonic()
+        if self._sender is not None:
+            self._sender.cancel()
         flush = asyncio.get_running_loop().create_task(self._command("FLUSH_MEDIA"))
         self._sending.add(flush)
         flush.add_done_callback(self._sending.discard)
@@ -260,7 +296,7 @@ class WebSocketLeg:
             if mark is not None and not mark.done():
                 mark.cancel()
             if not result.done():
-                stopped = PlayResult(frames=frames, sent=frames, stopped=True, started=began, ended=now)
+                stopped = PlayResult(frames=frames, sent=self.sent, stopped=True, started=began, ended=now)
                 result.set_result(stopped)
         return now
 
@@ -269,6 +305,43 @@ class WebSocketLeg:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.closed.wait(), 5.0)
         await self.ws.close()
+
+
+class PlaybackLeg:
+    """No media stream: the AGI session plays a sound file (STREAM FILE, which takes no keys here), and
+    `stop` has AMI stop it (ControlPlayback, `stopper`), as a barge-in detected elsewhere would."""
+
+    path = "playback"
+
+    def __init__(
+        self, transport: StreamTransport, channel: str, stopper: Callable[[str], Awaitable[object]] | None
+    ) -> None:
+        self.transport = transport
+        self.channel = channel
+        self.stopper = stopper
+        self.connected_at = time.monotonic()
+        self._stopped = False
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    async def play_file(self, name: str) -> PlayResult:
+        began = time.monotonic()
+        self._stopped = False
+        response = await self.transport.command(
+            f"STREAM FILE {quote(name)} {quote('')}", timeout=EXEC_TIMEOUT
+        )
+        if response.code != 200 or response.value < 0:
+            raise ChannelFailed(f"STREAM FILE {name}: {response}")
+        return PlayResult(frames=0, sent=0, stopped=self._stopped, started=began, ended=time.monotonic())
+
+    def stop(self) -> float:
+        now = time.monotonic()
+        if self.stopper is None:
+            raise ChannelFailed("no AMI to stop the playback with")
+        self._stopped = True
+        task = asyncio.ensure_future(self.stopper(self.channel))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return now
 
 
 # ---- the lab's servers -------------------------------------------------------------------------------
@@ -295,14 +368,26 @@ class LabCall:
 
 
 Session = Callable[[LabCall, MediaLeg], Awaitable[object]]
+PlaybackSession = Callable[[LabCall, PlaybackLeg], Awaitable[object]]
 
 
 class MediaLab:
     """The lab's three servers in this event loop: FastAGI (the call's control), AudioSocket, and the
     chan_websocket prototype. `session` runs for each call's media, over whichever path it came by."""
 
-    def __init__(self, session: Session, *, pacer: PacedSender | None = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        pacer: PacedSender | None = None,
+        playback_session: PlaybackSession | None = None,
+        stop_playback: Callable[[str], Awaitable[object]] | None = None,
+        on_call_done: Callable[[LabCall], object] | None = None,
+    ) -> None:
         self.session = session
+        self.playback_session = playback_session
+        self.stop_playback = stop_playback  # AMI ControlPlayback for a channel name
+        self.on_call_done = on_call_done
         self.pacer = pacer or PacedSender()
         self.audiosocket = AudioSocketServer()
         self.calls: list[LabCall] = []
@@ -359,6 +444,9 @@ class MediaLab:
                 await self._audiosocket_call(call, transport)
             elif call.path == "websocket":
                 await self._websocket_call(call, transport)
+            elif call.path == "playback" and self.playback_session is not None:
+                leg = PlaybackLeg(transport, request.env.get("agi_channel", ""), self.stop_playback)
+                call.session_result = await self.playback_session(call, leg)
             else:
                 call.errors.append(f"unknown lab path {call.path!r}")
                 return
@@ -373,6 +461,8 @@ class MediaLab:
         finally:
             call.done.set()
             await transport.close()
+            if self.on_call_done is not None:
+                self.on_call_done(call)
 
     async def _exec(self, transport: StreamTransport, app: str, args: str, call: LabCall) -> AgiResponse:
         began = time.monotonic()

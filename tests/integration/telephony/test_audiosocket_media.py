@@ -40,7 +40,7 @@ from ivr.testbed.medialab import EXTENSIONS, LabCall, MediaLab, MediaLeg, instal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-PATHS = sorted(EXTENSIONS)
+PATHS = ["audiosocket", "websocket"]  # the media streams (the lab's third path, playback, has none)
 KEYS_CALLER = "79160000001"
 BARGE_CALLER = "79160000002"
 HANGUP_CALLER = "79160000003"
