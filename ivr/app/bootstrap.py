@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from ivr.app import actions
 from ivr.app.lines import LinesFileError, load_service_numbers
-from ivr.app.queueing import BookCallback, CallbackAsk, QueuePolicy
+from ivr.app.queueing import BookCallback, CallbackAsk, QueuePolicy, queue_prompt_keys
 from ivr.app.queues import queue_problems, served_queues
 from ivr.app.records import CallRecords, CallTrace
 from ivr.app.session import ActionInvoker, Session
@@ -310,14 +310,14 @@ def audio_check(
     settings: Settings, voice: PromptVoice | None = None
 ) -> Callable[[Tree, TextCatalog], list[str]]:
     """The server's acceptance check for a new set: every queue its tree names is one the dialplan serves,
-    and every prompt it may play has text in the set and audio rendered from that very text (the piece
-    files named by its hash), in every language the line offers."""
+    and every prompt it may play (the tree's, and the queue dialog's) has text in the set and audio
+    rendered from that very text (the piece files named by its hash), in every language the line offers."""
 
     served = served_queues()
     speaker = voice if voice is not None else PromptVoice(settings)
 
     def check(tree: Tree, texts: TextCatalog) -> list[str]:
-        keys = prompt_keys(tree)
+        keys = prompt_keys(tree) | queue_prompt_keys(settings.callbacks)
         queues = [f"line {lineno}: {message}" for lineno, message in queue_problems(tree, served)]
         candidate = speaker.for_texts(texts, cache=False)  # the set may be refused: not cached
         languages = tree.settings.languages

@@ -31,6 +31,26 @@ QUEUE = "queue"  # join the queue
 CALLBACK = "callback"  # a callback is booked: the call ends
 
 
+# What the queue dialog may say: every line can hand a caller to a queue (the operator key, a failure), so
+# its texts must have these in every language it offers; the callback keys when callbacks are on. The
+# server's acceptance check and `ivr validate` require them (a missing one would be silence).
+QUEUE_PROMPTS = ("queue_first", "queue_position", "queue_wait")
+CALLBACK_PROMPTS = (
+    "callback_offer",
+    "callback_offer_no_agents",
+    "callback_confirm_number",
+    "callback_enter_number",
+    "callback_number_invalid",
+    "callback_booked",
+    "callback_already",
+    "callback_failed",
+)
+
+
+def queue_prompt_keys(callbacks: bool) -> set[str]:
+    return set(QUEUE_PROMPTS) | (set(CALLBACK_PROMPTS) if callbacks else set())
+
+
 @dataclass(frozen=True)
 class CallbackAsk:
     """What booking a callback needs from the call."""

@@ -56,6 +56,7 @@ def tree_files(paths: list[Path]) -> list[Path]:
 
 
 def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
+    from ivr.app.queueing import queue_prompt_keys
     from ivr.app.queues import queue_problems, served_queues
     from ivr.trees import TreeInvalid, load_tree
     from ivr.trees.checks import prompt_keys
@@ -82,7 +83,8 @@ def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
         for lineno, message in queue_problems(tree, served_queues()):
             failed = True
             print(f"{path}:{lineno}: error: queue: {message}")
-        problems = [] if args.no_audio else audio_problems(settings, tree, prompt_keys(tree))
+        keys = prompt_keys(tree) | queue_prompt_keys(settings.callbacks)  # the queue dialog speaks too
+        problems = [] if args.no_audio else audio_problems(settings, tree, keys)
         level = "error" if args.strict_audio else "warning"
         shown = problems if args.strict_audio or args.verbose else problems[:5]
         for problem in shown:

@@ -52,6 +52,9 @@ nodes:
 """
 COMMON = """\
 error_apology: Ошибка.
+queue_first: Соединяю.
+queue_position: Перед вами есть звонки.
+queue_wait: Подождите.
 goodbye: До свидания.
 call_time_exceeded: Время вышло.
 transfer_to_operator: Оператор.
@@ -97,7 +100,7 @@ def recording(settings: Settings, key: str) -> Path:
 def settings(tmp_path: Path) -> Settings:
     if not shutil.which("espeak-ng") or not (shutil.which("sox") or shutil.which("ffmpeg")):
         pytest.skip("espeak-ng and sox/ffmpeg are needed (scripts/install_tts.sh)")
-    settings = Settings(home=tmp_path)
+    settings = Settings(home=tmp_path, callbacks=False)  # no callback texts here: the queue's alone
     (settings.prompts / "texts").mkdir(parents=True)
     (settings.prompts / "numbers").mkdir()
     (settings.prompts / "rtest.yaml").write_text(TREE, encoding="utf-8")
