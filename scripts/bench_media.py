@@ -24,12 +24,15 @@ the AGI session hangs the call up.
 Figures per path and size:
 - CPU of Asterisk and of the server process per call (% of one core), over the window in which every
   call of the step was in its media part, from /proc/<pid>/stat;
-- barge-in delay: from the moment the server stopped the prompt (its clock) to the last prompt audio
-  reaching the caller: an AF_PACKET tap on loopback (ivr.testbed.rtptap, needs root) timestamps, in the
-  kernel, every RTP packet Asterisk sends to sipp's media port, and each call is told apart by its RTP
-  source port (CHANNEL(rtp,src), read by the AGI session). "Audio" is a packet with a sample above 1000.
-  For AudioSocket the server also says how much audio it had already sent ahead (the pacer's lead), which
-  the phone's jitter buffer still plays after the last packet;
+- barge-in delay: from the moment the server stopped the prompt (its clock) to the moment the caller
+  stops hearing it. An AF_PACKET tap on loopback (ivr.testbed.rtptap, needs root) timestamps, in the
+  kernel, every RTP packet Asterisk sends to sipp's media port; each call is told apart by its RTP source
+  port (CHANNEL(rtp,src), read by the AGI session); "sound" is a packet with a sample above 1000. The
+  caller hears the prompt until the later of: the last sound packet's arrival plus its 20 ms, and (for
+  AudioSocket) the end of the audio the server had already sent ahead at the stop (the pacer's lead,
+  which the phone plays on after the last packet). The phone's own jitter buffer comes on top, the same
+  on every path. Also shown: when the last sound packet arrived, relative to the stop (negative: it had
+  left before the stop);
 - the caller's audio that reached the server (frames per second per call), and how late the pacer's
   20 ms ticks were.
 
@@ -61,7 +64,7 @@ from bench_calls import cpu, rss_mb
 from panoramisk import Manager
 
 from ivr.config import load_settings
-from ivr.telephony.audiosocket import Audio, Dtmf, wav_pcm
+from ivr.telephony.audiosocket import Audio, Dtmf, PacerStats, wav_pcm
 from ivr.testbed import asterisk, medialab
 from ivr.testbed.dialer import free_udp_port
 from ivr.testbed.loadgen import LoadPlan, PlannedCall, run_load
@@ -105,8 +108,13 @@ async def _serve(args: argparse.Namespace) -> int:
     def settings_now() -> dict[str, Any]:
         return dict(json.loads(control.read_text()))
 
+    current_step = [0]
+
     async def session(call: medialab.LabCall, leg: medialab.MediaLeg) -> dict[str, Any]:
         step = settings_now()
+        if step["step"] != current_step[0]:  # the pacer's figures are per step
+            current_step[0] = step["step"]
+            lab.pacer.stats = PacerStats()
         rec: dict[str, Any] = {"step": step["step"], "connected": time.time(), "frames_in": 0, "digits": 0}
 
         async def listen() -> None:
@@ -148,7 +156,7 @@ async def _serve(args: argparse.Namespace) -> int:
     def done(call: medialab.LabCall) -> None:
         rec = call.session_result if isinstance(call.session_result, dict) else {}
         rec.setdefault("step", settings_now()["step"])
-        lateness = sorted(lab.pacer.stats.lateness_ms[-5000:]) or [0.0]
+        lateness = sorted(lab.pacer.stats.lateness_ms) or [0.0]
         rec.update(
             path=call.path,
             rtp_local=call.rtp_local,
@@ -181,28 +189,36 @@ async def _serve(args: argparse.Namespace) -> int:
 # ---- the driver ---------------------------------------------------------------------------------------
 
 
+def machine_busy() -> float:
+    """Seconds of CPU the whole machine has spent busy (all cores, /proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 class Sampler(threading.Thread):
-    """(time, Asterisk CPU s, server CPU s, server RSS MB) every 0.2 s."""
+    """(time, Asterisk CPU s, server CPU s, server RSS MB, machine busy s) every 0.2 s."""
 
     def __init__(self, asterisk_pid: int, server_pid: int) -> None:
         super().__init__(daemon=True)
         self.pids = (asterisk_pid, server_pid)
-        self.samples: list[tuple[float, float, float, float]] = []
+        self.samples: list[tuple[float, float, float, float, float]] = []
         self.halt = threading.Event()
 
     def run(self) -> None:
         while not self.halt.is_set():
             ast, srv = self.pids
-            self.samples.append((time.time(), cpu(ast), cpu(srv), rss_mb(srv)))
+            self.samples.append((time.time(), cpu(ast), cpu(srv), rss_mb(srv), machine_busy()))
             self.halt.wait(0.2)
 
-    def between(self, start: float, end: float) -> tuple[float, float, float] | None:
-        """(seconds, Asterisk CPU s, server CPU s) between the samples closest inside [start, end]."""
+    def between(self, start: float, end: float) -> tuple[float, float, float, float] | None:
+        """(seconds, Asterisk CPU s, server CPU s, machine busy s) between the samples closest inside
+        [start, end]."""
         inside = [s for s in self.samples if start <= s[0] <= end]
         if len(inside) < 2:
             return None
         first, last = inside[0], inside[-1]
-        return last[0] - first[0], last[1] - first[1], last[2] - first[2]
+        return last[0] - first[0], last[1] - first[1], last[2] - first[2], last[4] - first[4]
 
 
 @dataclass
@@ -226,22 +242,19 @@ class Figures:
     pacer_late_p95_ms: float = 0.0
     pacer_late_max_ms: float = 0.0
     sipp_failed: int = 0
+    sipp_cpu_pct: float = 0.0  # the load generator, over its whole run
+    machine_busy_pct: float = 0.0  # every process on the machine, over the window (200 = both cores)
     notes: list[str] = field(default_factory=list)
 
 
-def audible_end(packets: list[tuple[float, bool]]) -> tuple[float, float]:
-    """When the caller stops hearing prompt audio, and when its last packet arrived. The phone is modelled
-    as a player with no jitter buffer of its own: each 20 ms packet plays when it arrives or right after
-    the one before, whichever is later. A stream sent ahead of real time (the AudioSocket pacer's lead)
-    builds a queue that plays on after the last packet arrives; a stream Asterisk paces does not. A real
-    phone adds its jitter buffer on top, the same for every path."""
-    playing_until = 0.0
-    heard_until = last_arrival = 0.0
-    for arrival, loud in sorted(packets):
-        playing_until = max(arrival, playing_until) + 0.020
-        if loud:
-            heard_until, last_arrival = playing_until, arrival
-    return heard_until, last_arrival
+def heard_until(packets: list[tuple[float, bool]], stopped: float, ahead_ms: float) -> tuple[float, float]:
+    """When the caller stops hearing the prompt, and when its last sound packet arrived. The later of: the
+    last sound packet's arrival plus its 20 ms, and the end of the audio the server had already sent
+    ahead of its time at the stop (`ahead_ms`: the AudioSocket pacer's lead, which the phone plays on
+    after the last packet; 0 where Asterisk paces). The phone's own jitter buffer adds the same on every
+    path and is left out."""
+    last = max((t for t, loud in packets if loud), default=0.0)
+    return max(last + 0.020, stopped + ahead_ms / 1000), last
 
 
 def pct(values: list[float], q: float) -> float:
@@ -289,6 +302,7 @@ def run_step(
     pcap: Path,
     step_id: int,
     tap_unavailable: str | None,
+    keep: Path | None = None,
 ) -> Figures:
     figures = Figures(path=path, calls=calls)
     stop_after = calls / rate + 6.0
@@ -320,6 +334,7 @@ def run_step(
         if tap:
             tap.stop()
     figures.sipp_failed = result.sipp_failed
+    figures.sipp_cpu_pct = round(100 * result.sipp_cpu / max(0.1, result.wall), 1)
     if result.sipp_errors and result.sipp_failed:
         figures.notes.append("sipp: " + result.sipp_errors.strip().splitlines()[-1][:200])
     records = [r for r in map(json.loads, report.read_text().splitlines()) if r.get("step") == step_id]
@@ -340,7 +355,8 @@ def run_step(
     if window is None or window[0] < 1.0:
         figures.notes.append("no window with every call in its media part")
     else:
-        seconds, ast_cpu, srv_cpu = window
+        seconds, ast_cpu, srv_cpu, busy = window
+        figures.machine_busy_pct = round(100 * busy / seconds, 1)
         figures.window_s = round(seconds, 1)
         figures.asterisk_cpu_pct = round(100 * ast_cpu / seconds, 1)
         figures.server_cpu_pct = round(100 * srv_cpu / seconds, 1)
@@ -351,6 +367,7 @@ def run_step(
     if path != "playback":
         rates = [r["frames_in"] / max(0.1, r["media_seconds"]) for r in good]
         figures.caller_frames_per_s = round(statistics.mean(rates), 1)
+    if path == "audiosocket":
         figures.lead_ms = round(statistics.mean(r["unplayed_ms"] for r in good), 1)
         figures.pacer_late_p95_ms = round(max(r["pacer_late_p95_ms"] for r in good), 1)
         figures.pacer_late_max_ms = round(max(r["pacer_late_max_ms"] for r in good), 1)
@@ -361,8 +378,14 @@ def run_step(
             packets = tap.of(port)
             if not any(loud and t < r["stopped"] for t, loud in packets):
                 continue  # the prompt never reached this caller: not a barge-in to measure
-            heard_until, last_arrival = audible_end(packets)
-            delays.append(1000 * (heard_until - r["stopped"]))
+            until, last_arrival = heard_until(packets, r["stopped"], r["unplayed_ms"])
+            if keep is not None:  # the packets around the stop, for a closer look
+                near = [
+                    (round(t - r["stopped"], 4), flag) for t, flag in packets if abs(t - r["stopped"]) < 2
+                ]
+                with (keep / f"tap-step{step_id}.jsonl").open("a") as fh:
+                    fh.write(json.dumps({"port": port, "stopped": r["stopped"], "packets": near}) + "\n")
+            delays.append(1000 * (until - r["stopped"]))
             arrivals.append(1000 * (last_arrival - r["stopped"]))
         if arrivals:
             figures.last_packet_p50_ms = round(pct(arrivals, 0.5), 1)
@@ -389,6 +412,8 @@ COLUMNS = (
     ("server %/call", "server_cpu_pct_per_call", "{:.3f}"),
     ("Asterisk %", "asterisk_cpu_pct", "{:.1f}"),
     ("server %", "server_cpu_pct", "{:.1f}"),
+    ("machine %", "machine_busy_pct", "{:.0f}"),
+    ("sipp %", "sipp_cpu_pct", "{:.0f}"),
     ("caller fr/s", "caller_frames_per_s", "{:.1f}"),
     ("barge p50 ms", "barge_p50_ms", "{:.1f}"),
     ("barge p95 ms", "barge_p95_ms", "{:.1f}"),
@@ -474,6 +499,7 @@ def main() -> int:
                         pcap,
                         step_id,
                         tap_reason,
+                        work if args.keep else None,
                     )
                     done.append(figures)
                     print(table([figures]).splitlines()[-1], flush=True)
