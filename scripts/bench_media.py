@@ -33,8 +33,8 @@ Figures per path and size:
   which the phone plays on after the last packet). The phone's own jitter buffer comes on top, the same
   on every path. Also shown: when the last sound packet arrived, relative to the stop (negative: it had
   left before the stop);
-- the caller's audio that reached the server (frames per second per call), and how late the pacer's
-  20 ms ticks were.
+- the caller's audio that reached the server (frames per second per call), how late the pacer's 20 ms
+  ticks were, and how often a tick came so late that the pacer moved a prompt (a gap the caller hears).
 
     .venv/bin/python scripts/bench_media.py --steps 10,50,100 --paths audiosocket,websocket,playback \
         --json /tmp/media.json          # as root: the tap needs CAP_NET_RAW (without it, no barge-in figure)
@@ -241,6 +241,7 @@ class Figures:
     lead_ms: float = 0.0  # AudioSocket: audio already sent at the stop (the phone still plays it)
     pacer_late_p95_ms: float = 0.0
     pacer_late_max_ms: float = 0.0
+    prompts_moved_per_call: float = 0.0  # AudioSocket: ticks so late the pacer moved the prompt (a gap)
     sipp_failed: int = 0
     sipp_cpu_pct: float = 0.0  # the load generator, over its whole run
     machine_busy_pct: float = 0.0  # every process on the machine, over the window (200 = both cores)
@@ -371,6 +372,7 @@ def run_step(
         figures.lead_ms = round(statistics.mean(r["unplayed_ms"] for r in good), 1)
         figures.pacer_late_p95_ms = round(max(r["pacer_late_p95_ms"] for r in good), 1)
         figures.pacer_late_max_ms = round(max(r["pacer_late_max_ms"] for r in good), 1)
+        figures.prompts_moved_per_call = round(max(r["pacer_reanchored"] for r in good) / calls, 2)
     if tap:
         delays, arrivals = [], []
         for r in good:
@@ -421,6 +423,8 @@ COLUMNS = (
     ("last packet p50 ms", "last_packet_p50_ms", "{:.1f}"),
     ("lead ms", "lead_ms", "{:.0f}"),
     ("tick late p95 ms", "pacer_late_p95_ms", "{:.1f}"),
+    ("tick late max ms", "pacer_late_max_ms", "{:.0f}"),
+    ("moved/call", "prompts_moved_per_call", "{:.2f}"),
 )
 
 
