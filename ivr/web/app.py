@@ -715,58 +715,54 @@ async def publish_page(request: Request) -> Response:
     )
 
 
+def form_number(form: Mapping[str, Any]) -> int:
+    text = str(form.get("number", ""))
+    if not text.isdigit():
+        raise Refused(400, "a version number is expected")
+    return int(text)
+
+
+async def publish_or_refuse(
+    request: Request, line: str, number: int, staff: Staff, *, action: str, refused_title: str
+) -> Response:
+    """Publish version `number` (the caller holds the publish lock); the versions page, or why not."""
+    console = C(request)
+    try:
+        await asyncio.to_thread(
+            publish_version, console.settings, console.uow, line, number, staff.username, action=action
+        )
+    except PublishError as exc:
+        problems = [{"text": str(p)} for p in exc.problems]
+        context = {"title": refused_title, "message": str(exc), "problems": problems}
+        return page(request, "message.html", context, status=409)
+    return RedirectResponse(f"/lines/{line}/versions?published={number}", status_code=303)
+
+
 async def publish_submit(request: Request) -> Response:
     staff, form = await need_change(request, "publisher")
     line = known_line(request)
-    console = C(request)
-    number = int(str(form.get("number", "0")) or 0)
-    async with console.publish_lock:
-        try:
-            await asyncio.to_thread(
-                publish_version, console.settings, console.uow, line, number, staff.username
-            )
-        except PublishError as exc:
-            return page(
-                request,
-                "message.html",
-                {
-                    "title": "Not published",
-                    "message": str(exc),
-                    "problems": [{"text": str(p)} for p in exc.problems],
-                },
-                status=409,
-            )
-    return RedirectResponse(f"/lines/{line}/versions?published={number}", status_code=303)
+    number = form_number(form)
+    async with C(request).publish_lock:
+        return await publish_or_refuse(
+            request, line, number, staff, action="publish", refused_title="Not published"
+        )
 
 
 async def rollback_submit(request: Request) -> Response:
     staff, form = await need_change(request, "publisher")
     line = known_line(request)
     console = C(request)
-    number = int(str(form.get("number", "0")) or 0)
+    number = form_number(form)
     async with console.publish_lock:
         try:
             with console.uow(write=True) as uow:
-                version = versions.rollback_version(uow, line, number, staff.username)
-                new = version.number
+                new = versions.rollback_version(uow, line, number, staff.username).number
                 uow.commit()
-            await asyncio.to_thread(
-                publish_version, console.settings, console.uow, line, new, staff.username, action="rollback"
-            )
         except LookupError as exc:
             raise Refused(404, str(exc)) from exc
-        except PublishError as exc:
-            return page(
-                request,
-                "message.html",
-                {
-                    "title": "Not rolled back",
-                    "message": str(exc),
-                    "problems": [{"text": str(p)} for p in exc.problems],
-                },
-                status=409,
-            )
-    return RedirectResponse(f"/lines/{line}/versions?published={new}", status_code=303)
+        return await publish_or_refuse(
+            request, line, new, staff, action="rollback", refused_title="Not rolled back"
+        )
 
 
 async def versions_page(request: Request) -> Response:

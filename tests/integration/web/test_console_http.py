@@ -256,3 +256,10 @@ def test_an_edit_made_in_the_files_becomes_a_version(console: TestClient, consol
     page = console.get("/lines/operator/versions").text
     assert "changed in the files under prompts/" in page and "v2" in page
     assert "Отменено в файле." in console.get("/lines/operator/versions/2").text
+
+
+def test_a_version_number_that_is_not_one_is_refused(console: TestClient) -> None:
+    token = log_in(console, "publisher")
+    for url in ("/lines/operator/publish", "/lines/operator/rollback"):
+        assert console.post(url, data={"csrf": token, "number": "1; drop"}).status_code == 400
+    assert console.post("/lines/operator/rollback", data={"csrf": token, "number": "99"}).status_code == 404
