@@ -7,12 +7,12 @@ check, CallHandler, the FastAGI server, AgiChannel) and a fake Asterisk; renderi
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+import two_node_line as two_node
 from fake_asterisk import CallScript, agi_header, run_fake_call
 
 from ivr.app import actions
@@ -21,57 +21,22 @@ from ivr.app.session import CallHandler
 from ivr.config import Settings
 from ivr.engine.commands import InvokeAction, PromptRef
 from ivr.engine.events import ActionResult
-from ivr.prompts.render import MANIFEST, plan_prompts, render_jobs
+from ivr.prompts.render import MANIFEST
 from ivr.prompts.voice import PromptVoice, asterisk_name, piece_file
 from ivr.telephony.fastagi import FastAgiServer
 from ivr.trees.store import TreeStore
 
-TREE = """\
-version: "1"
-line: vtest
-settings:
-  languages: [ru]
-  default_language: ru
-  start: main
-  main_menu: main
-  operator_queue: operators
-  timeouts: {first_digit: 2, inter_digit: 2}
-nodes:
-  main:
-    menu: [welcome]
-    choices:
-      - {key: "1", goto: bye}
-  bye:
-    hangup: [farewell]
-"""
-COMMON = """\
-error_apology: Ошибка.
-queue_first: Соединяю.
-queue_position: Перед вами есть звонки.
-queue_wait: Подождите.
-goodbye: До свидания.
-call_time_exceeded: Время вышло.
-transfer_to_operator: Оператор.
-universal_keys_help: Помощь.
-no_input: Не слышу.
-no_match: Не поняла.
-please_wait: Подождите.
-"""
 OLD = {"welcome": "Здравствуйте, нажмите один.", "farewell": "Спасибо за звонок."}
 NEW = {"welcome": "Добрый день, нажмите один.", "farewell": "Всего доброго."}
 HEADER = agi_header("vtest?did=0505&trust=yes&roaming=no")
 
 
 def write_texts(settings: Settings, texts: Mapping[str, str]) -> None:
-    body = "".join(f"{key}: {text}\n" for key, text in texts.items())
-    (settings.prompts / "texts" / "vtest.ru.yaml").write_text(body, encoding="utf-8")
+    two_node.write_texts(settings, "vtest", texts)
 
 
 def render_line(settings: Settings) -> None:
-    """What publishing does after writing the files: render the line's changed prompts."""
-    voice = PromptVoice(settings)
-    report = render_jobs(settings, plan_prompts(voice, ["vtest"], ["ru"]), engine="espeak", progress=False)
-    assert not report.failed, report.failed
+    two_node.render_line(settings, "vtest")
 
 
 def streamed(settings: Settings, texts: Mapping[str, str]) -> list[str]:
@@ -82,20 +47,7 @@ def streamed(settings: Settings, texts: Mapping[str, str]) -> list[str]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    if not shutil.which("espeak-ng") or not (shutil.which("sox") or shutil.which("ffmpeg")):
-        pytest.skip("espeak-ng and sox/ffmpeg are needed (scripts/install_tts.sh)")
-    settings = Settings(home=tmp_path, callbacks=False)  # no callback texts here: the queue's alone
-    (settings.prompts / "texts").mkdir(parents=True)
-    (settings.prompts / "numbers").mkdir()
-    (settings.prompts / "vtest.yaml").write_text(TREE, encoding="utf-8")
-    (settings.prompts / "texts" / "common.ru.yaml").write_text(COMMON, encoding="utf-8")
-    (settings.prompts / "numbers" / "service_numbers.yaml").write_text(
-        'lines:\n  vtest: {step_up: never}\nnumbers:\n  - {number: "0505", line: vtest, trust: true}\n',
-        encoding="utf-8",
-    )
-    write_texts(settings, OLD)
-    render_line(settings)
-    return settings
+    return two_node.two_node_line(tmp_path, "vtest", OLD)
 
 
 async def no_action(command: InvokeAction, variables: Mapping[str, Any]) -> ActionResult:

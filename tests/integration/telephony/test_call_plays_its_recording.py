@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 import io
 import math
-import shutil
 import struct
 import wave
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import two_node_line as two_node
 from fake_asterisk import CallScript, agi_header, run_fake_call
 
 from ivr.app import actions
@@ -27,42 +27,11 @@ from ivr.app.session import CallHandler
 from ivr.config import Settings
 from ivr.engine.commands import InvokeAction, PromptRef
 from ivr.engine.events import ActionResult
-from ivr.prompts.render import MANIFEST, plan_prompts, render_jobs
+from ivr.prompts.render import MANIFEST
 from ivr.prompts.voice import PromptVoice, asterisk_name, piece_file
 from ivr.telephony.fastagi import FastAgiServer
 from ivr.trees.store import TreeStore
 
-TREE = """\
-version: "1"
-line: rtest
-settings:
-  languages: [ru]
-  default_language: ru
-  start: main
-  main_menu: main
-  operator_queue: operators
-  timeouts: {first_digit: 2, inter_digit: 2}
-nodes:
-  main:
-    menu: [welcome]
-    choices:
-      - {key: "1", goto: bye}
-  bye:
-    hangup: [farewell]
-"""
-COMMON = """\
-error_apology: Ошибка.
-queue_first: Соединяю.
-queue_position: Перед вами есть звонки.
-queue_wait: Подождите.
-goodbye: До свидания.
-call_time_exceeded: Время вышло.
-transfer_to_operator: Оператор.
-universal_keys_help: Помощь.
-no_input: Не слышу.
-no_match: Не поняла.
-please_wait: Подождите.
-"""
 TEXTS = {
     "welcome": "Здравствуйте, нажмите один.",
     "farewell": "Спасибо за звонок.",
@@ -87,9 +56,7 @@ def voice_wav(seconds: float = 0.6) -> bytes:
 
 
 def render_line(settings: Settings) -> None:
-    voice = PromptVoice(settings)
-    report = render_jobs(settings, plan_prompts(voice, ["rtest"], ["ru"]), engine="espeak", progress=False)
-    assert not report.failed, report.failed
+    two_node.render_line(settings, "rtest")
 
 
 def recording(settings: Settings, key: str) -> Path:
@@ -98,21 +65,7 @@ def recording(settings: Settings, key: str) -> Path:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    if not shutil.which("espeak-ng") or not (shutil.which("sox") or shutil.which("ffmpeg")):
-        pytest.skip("espeak-ng and sox/ffmpeg are needed (scripts/install_tts.sh)")
-    settings = Settings(home=tmp_path, callbacks=False)  # no callback texts here: the queue's alone
-    (settings.prompts / "texts").mkdir(parents=True)
-    (settings.prompts / "numbers").mkdir()
-    (settings.prompts / "rtest.yaml").write_text(TREE, encoding="utf-8")
-    (settings.prompts / "texts" / "common.ru.yaml").write_text(COMMON, encoding="utf-8")
-    body = "".join(f"{key}: {text}\n" for key, text in TEXTS.items())
-    (settings.prompts / "texts" / "rtest.ru.yaml").write_text(body, encoding="utf-8")
-    (settings.prompts / "numbers" / "service_numbers.yaml").write_text(
-        'lines:\n  rtest: {step_up: never}\nnumbers:\n  - {number: "0505", line: rtest, trust: true}\n',
-        encoding="utf-8",
-    )
-    render_line(settings)
-    return settings
+    return two_node.two_node_line(tmp_path, "rtest", TEXTS)
 
 
 async def no_action(command: InvokeAction, variables: Mapping[str, Any]) -> ActionResult:
