@@ -13,24 +13,18 @@ import io
 import math
 import struct
 import wave
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
 import two_node_line as two_node
 from fake_asterisk import CallScript, agi_header, run_fake_call
 
-from ivr.app import actions
-from ivr.app.bootstrap import LineApp, audio_check
+from ivr.app.bootstrap import LineApp
 from ivr.app.session import CallHandler
 from ivr.config import Settings
-from ivr.engine.commands import InvokeAction, PromptRef
-from ivr.engine.events import ActionResult
-from ivr.prompts.render import MANIFEST
-from ivr.prompts.voice import PromptVoice, asterisk_name, piece_file
+from ivr.engine.commands import PromptRef
+from ivr.prompts.voice import asterisk_name, piece_file
 from ivr.telephony.fastagi import FastAgiServer
-from ivr.trees.store import TreeStore
 
 TEXTS = {
     "welcome": "Здравствуйте, нажмите один.",
@@ -68,25 +62,9 @@ def settings(tmp_path: Path) -> Settings:
     return two_node.two_node_line(tmp_path, "rtest", TEXTS)
 
 
-async def no_action(command: InvokeAction, variables: Mapping[str, Any]) -> ActionResult:
-    raise AssertionError("the test line runs no action")
-
-
 @pytest.fixture
 def app(settings: Settings) -> LineApp:
-    voice = PromptVoice(settings)
-    trees = TreeStore(
-        settings.prompts,
-        actions.catalog(),
-        poll_seconds=None,
-        accept=audio_check(settings, voice),
-        also_watch=(settings.sounds / MANIFEST,),
-    )
-    line_app = LineApp(settings=settings, trees=trees, voice=voice)
-    line_app.invoker_for = lambda call: no_action
-    line_app.reload_changed()
-    assert trees.lines() == ["rtest"], trees.errors
-    return line_app
+    return two_node.serving_app(settings, "rtest")
 
 
 def call(app: LineApp) -> CallScript:

@@ -6,12 +6,18 @@ from __future__ import annotations
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ivr.app import actions
+from ivr.app.bootstrap import LineApp, audio_check
 from ivr.config import Settings
-from ivr.prompts.render import plan_prompts, render_jobs
+from ivr.engine.commands import InvokeAction
+from ivr.engine.events import ActionResult
+from ivr.prompts.render import MANIFEST, plan_prompts, render_jobs
 from ivr.prompts.voice import PromptVoice
+from ivr.trees.store import TreeStore
 
 TREE = """\
 version: "1"
@@ -76,3 +82,25 @@ def two_node_line(tmp_path: Path, line: str, texts: Mapping[str, str]) -> Settin
     write_texts(settings, line, texts)
     render_line(settings, line)
     return settings
+
+
+async def no_action(command: InvokeAction, variables: Mapping[str, Any]) -> ActionResult:
+    raise AssertionError("the test line runs no action")
+
+
+def serving_app(settings: Settings, line: str) -> LineApp:
+    """`build_app(settings, serving=True)` without the database (the test line runs no action) and with
+    reloads when the test says, not from a watcher thread."""
+    voice = PromptVoice(settings)
+    trees = TreeStore(
+        settings.prompts,
+        actions.catalog(),
+        poll_seconds=None,
+        accept=audio_check(settings, voice),
+        also_watch=(settings.sounds / MANIFEST,),
+    )
+    line_app = LineApp(settings=settings, trees=trees, voice=voice)
+    line_app.invoker_for = lambda call: no_action
+    line_app.reload_changed()
+    assert trees.lines() == [line], trees.errors
+    return line_app
