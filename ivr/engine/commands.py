@@ -46,6 +46,12 @@ class Collect:
     escape_keys: str = ""
     # A secret input (PIN, code): drivers must never log or echo the digits.
     secret: bool = False
+    # False: the prompts are heard whole (a node's `barge_in: false`): neither a key nor the caller's voice
+    # stops them; input is taken once they end.
+    barge_in: bool = True
+    # The grammar is digit words (a node's `spoken_digits: true`): a recognised sequence of them answers
+    # like the same keys. Never for a secret input.
+    spoken_digits: bool = False
 
 
 @dataclass(frozen=True)
