@@ -38,6 +38,10 @@ class Speech:
 
     text: str
     confidence: float = 1.0
+    # How it was heard, for the call's record and metrics (the engine decides on text alone): seconds of
+    # the caller's audio in the turn, and seconds our recognition took after the utterance ended.
+    audio_seconds: float = 0.0
+    latency: float = 0.0
 
 
 @dataclass(frozen=True)
