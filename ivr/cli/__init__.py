@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "ivr.cli.prompts",  # prompts render|check|list|say
     "ivr.cli.report",  # report (from the call records)
     "ivr.cli.web",  # web (the staff console), staff add|list|passwd|role|disable|enable
+    "ivr.cli.models",  # models list|install (speech models per language)
 )
 
 

@@ -95,6 +95,8 @@ def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
         print(
             f"{path}: ok: line {tree.line} version {tree.version}, {len(tree.nodes)} nodes", file=sys.stderr
         )
+        for note in speech_notes(settings, tree):
+            print(f"{path}: note: {note}", file=sys.stderr)
     whole = [settings.prompts.resolve()]
     if not args.paths or any(p.is_dir() and p.resolve() in whole for p in args.paths):  # the number table too
         failed = validate_service_numbers(settings) or failed
@@ -119,6 +121,25 @@ def validate_service_numbers(settings: Settings) -> bool:
     if not missing:
         print(f"{path}: ok: {len(table.numbers)} service numbers", file=sys.stderr)
     return bool(missing)
+
+
+def speech_notes(settings: Settings, tree: Tree) -> list[str]:
+    """A note per language of the line without a speech model (it runs keys-only there): not an error, a
+    line works without speech. Only looks for the directories (ivr.speech.model); loads nothing."""
+    from ivr.speech.model import SpeechUnavailable, model_dir_for
+
+    notes = []
+    for language in tree.settings.languages:
+        try:
+            found = model_dir_for(settings, language)
+        except SpeechUnavailable as exc:  # a setting naming no model: the server will say so too
+            notes.append(f"{tree.line}: {language}: speech model: {exc}")
+            continue
+        if found is None:
+            notes.append(
+                f"{tree.line}: {language}: no speech model, keys only (ivr models install {language})"
+            )
+    return notes
 
 
 def audio_problems(settings: Settings, tree: Tree, keys: set[str]) -> list[str]:
