@@ -6,7 +6,14 @@ Contract for drivers: `step()` returns a list of commands; all but the last are 
   - `InvokeAction` -> answer with ActionResult
   - `Transfer`, `HangUp` -> the call leaves the engine; no further event is sent.
 If the caller presses a key during a barge-in `Play`, the driver stops that `Play` (and skips the other
-queued `Play`s) and prepends the key to the next `Collect`'s input.
+queued barge-in `Play`s) and prepends the key to the next `Collect`'s input.
+`barge_in=False` (a `Play`, or a `Collect`'s prompts) is VoiceXML 2.1's bargein="false": the prompts play
+to their end whatever the caller does (no escape digits, no listening for speech meanwhile), keys pressed
+during them are not input, and keys typed ahead before them are dropped (VoiceXML 2.0, 4.1.5); such a
+`Play` is never skipped by a key pressed during an earlier one. A `Collect` takes input once its prompts
+end.
+A `spoken_digits` `Collect` needs nothing special: its grammar holds the digit words, the driver sends what
+was recognised as `Speech` (words, never turned into digits by the driver), and keys still work.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ class Play:
 
 @dataclass(frozen=True)
 class Collect:
-    """Play `prompts` (interruptible by keys and speech) and collect one input."""
+    """Play `prompts` (interruptible by keys and speech unless `barge_in` is False) and collect one input."""
 
     prompts: tuple[PromptRef, ...]
     max_digits: int = 1

@@ -2,17 +2,16 @@
 
 Semantics follow VoiceXML 2.1 where it has an answer: per-node no-input and no-match counters that reset
 whenever the node is entered again; the handler for the n-th event is picked by count (the last one repeats
-for higher counts); prompts are interruptible (barge-in) and keys typed during them count as input;
-universal keys (repeat, back, main menu, operator) work in every menu. An action result with status
-`error`, or one the tree does not branch on, always ends in the apology prompt and the operator queue:
-a caller never hears silence.
+for higher counts); prompts are interruptible (barge-in) and keys typed during them count as input, unless
+the node says `barge_in: false` (VoiceXML's bargein="false": heard whole); universal keys (repeat, back,
+main menu, operator) work in every menu. An action result with status `error`, or one the tree does not
+branch on, always ends in the apology prompt and the operator queue: a caller never hears silence.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -38,6 +37,7 @@ from ivr.engine.events import (
     NoInput,
     Speech,
 )
+from ivr.engine.spoken import digit_words, normalize_phrase, spoken_digits
 from ivr.engine.tree import (
     ActionNode,
     AnyNode,
@@ -89,13 +89,6 @@ DEFAULT_UNIVERSAL_PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
 
 class EngineError(Exception):
     """The driver broke the contract (an event the engine is not waiting for)."""
-
-
-def normalize_phrase(text: str) -> str:
-    """Lower case, ё -> е, punctuation dropped, single spaces: how speech and phrases are compared."""
-    text = text.lower().replace("ё", "е")
-    text = text.translate(str.maketrans(string.punctuation + "«»—–", " " * (len(string.punctuation) + 4)))
-    return " ".join(text.split())
 
 
 def _contains_phrase(utterance: str, phrase: str) -> bool:
@@ -191,15 +184,17 @@ class _Run:
                 out.append(PromptRef(spec.key, values))
         return tuple(out)
 
-    def play(self, specs: Sequence[PromptSpec]) -> None:
+    def play(self, specs: Sequence[PromptSpec], barge_in: bool = True) -> None:
         refs = self.refs(specs)
         if not refs:
             return
         last = self.commands[-1] if self.commands else None
-        if isinstance(last, Play):  # one Play per run of says: fewer round trips for the driver
+        # One Play per run of says (fewer round trips for the driver), as long as all may be interrupted
+        # alike: prompts heard whole never join ones a key may skip.
+        if isinstance(last, Play) and last.barge_in == barge_in:
             self.commands[-1] = replace(last, prompts=last.prompts + refs)
         else:
-            self.commands.append(Play(refs))
+            self.commands.append(Play(refs, barge_in))
 
     def key(self, name: str) -> PromptSpec:
         return PromptSpec(name)
@@ -245,7 +240,7 @@ class _Run:
                 self.commands.append(self.collect(node, self.choose_prompts(node)))
                 return None
             case SayNode():
-                self.play(node.prompts)
+                self.play(node.prompts, node.barge_in)
                 return node.goto
             case ActionNode():
                 self.waiting = "action"
@@ -352,19 +347,28 @@ class _Run:
         first, inter = self.s.first_digit_timeout, self.s.inter_digit_timeout
         refs = self.refs(specs)
         escape = self.escape_keys(node)
+        barge_in = self.barge_in(node)
         if isinstance(node, MenuNode):
             for choice in node.choices:
                 grammar.extend(choice.phrases.get(self.language, ()))
-            return Collect(refs, 1, 1, first, inter, None, tuple(grammar), escape)
+            return Collect(refs, 1, 1, first, inter, None, tuple(grammar), escape, barge_in=barge_in)
         if isinstance(node, ConfirmNode):
             yes, no = self.confirm_phrases()
-            return Collect(refs, 1, 1, first, inter, None, (*yes, *no, *grammar), escape)
+            return Collect(refs, 1, 1, first, inter, None, (*yes, *no, *grammar), escape, barge_in=barge_in)
         if isinstance(node, ChooseNode):
             items = self.list_items(node)
             grammar.extend(str(item.get("name")) for item in items if item.get("name"))
             width = max((len(str(item.get("key", ""))) for item in items), default=1)
-            return Collect(refs, width, 1, first, inter, None if width == 1 else "#", tuple(grammar), escape)
+            terminator = None if width == 1 else "#"
+            return Collect(
+                refs, width, 1, first, inter, terminator, tuple(grammar), escape, barge_in=barge_in
+            )
         assert isinstance(node, CollectDigitsNode)
+        spoken = self.takes_spoken_digits(node)
+        if spoken:
+            # Vosk makes a grammar a bigram model of its phrases (recognizer.cc, UpdateGrammarFst): one
+            # phrase may follow another, so the single digit words come back as sequences ("일 이 삼").
+            grammar = [*digit_words(self.language), *grammar]
         return Collect(
             refs,
             node.max_length,
@@ -375,7 +379,17 @@ class _Run:
             tuple(grammar),
             escape,
             node.secret,
+            barge_in=barge_in,
+            spoken_digits=spoken,
         )
+
+    def barge_in(self, node: AnyNode) -> bool:
+        return bool(getattr(node, "barge_in", True))
+
+    def takes_spoken_digits(self, node: CollectDigitsNode) -> bool:
+        """Digits may be said here: the node asks for it, and never for a secret (the validator refuses
+        that; a tree built in code is held to it here too)."""
+        return node.spoken_digits and not node.secret
 
     def list_items(self, node: ChooseNode) -> list[Mapping[str, Any]]:
         """The items a caller can choose: mappings in a list; a variable that holds no list has none."""
@@ -419,10 +433,10 @@ class _Run:
         elif handler.then == "help":
             self.help(node, before)
         elif handler.then == "operator":
-            self.play(before)
+            self.play(before, self.barge_in(node))
             self.transfer(self.s.operator_queue, kind, ())
         else:
-            self.play((*before, self.key(self.s.goodbye_prompt)))
+            self.play((*before, self.key(self.s.goodbye_prompt)), self.barge_in(node))
             self.hang_up(kind)
 
     # ---- endings -------------------------------------------------------------------------------------
@@ -522,7 +536,15 @@ class _Run:
             self.enter(node.yes if answer else node.no)
             return True
         if isinstance(node, CollectDigitsNode):
-            digits = event.digits if isinstance(event, Digits) else re.sub(r"\D", "", event.text)
+            if isinstance(event, Digits):
+                digits = event.digits
+            elif self.takes_spoken_digits(node):
+                said = spoken_digits(event.text, self.language)
+                if said is None:  # not digit words only (or nothing heard): as a wrong key would be
+                    return False
+                digits = said
+            else:
+                digits = re.sub(r"\D", "", event.text)
             if node.terminator:
                 digits = digits.rstrip(node.terminator)
             if not node.min_length <= len(digits) <= node.max_length:

@@ -157,6 +157,9 @@ class MenuNode(Node):
     # Which universal keys work here: all (the default), none, or the named ones (e.g. repeat, operator in
     # an identification menu, where "main menu" would skip identification).
     universal: frozenset[str] = frozenset({"repeat", "back", "main", "operator"})
+    # False: the prompts are heard whole, neither a key nor the caller's voice stops them (legal notices,
+    # a question asked once in full); input is taken once they end.
+    barge_in: bool = True
 
 
 @dataclass(frozen=True)
@@ -174,12 +177,17 @@ class CollectDigitsNode(Node):
     inter_digit_timeout: float | None = None
     goto: str = ""
     invalid: tuple[PromptSpec, ...] = ()  # said on a no-match before the handler's prompts
+    barge_in: bool = True  # False: the prompts are heard whole (as on a menu)
+    # The caller may say the digits one by one in words (`ivr.engine.spoken`): the grammar is the digit
+    # words of the call's language, and a sequence of them answers like the same keys. Never secret.
+    spoken_digits: bool = False
 
 
 @dataclass(frozen=True)
 class SayNode(Node):
     prompts: tuple[PromptSpec, ...] = ()
     goto: str = ""
+    barge_in: bool = True  # False: the prompts are heard whole (as on a menu)
 
 
 @dataclass(frozen=True)
@@ -188,6 +196,7 @@ class ConfirmNode(Node):
     help: tuple[PromptSpec, ...] = ()
     yes: str = ""
     no: str = ""
+    barge_in: bool = True  # False: the prompts are heard whole (as on a menu)
 
 
 @dataclass(frozen=True)
@@ -258,6 +267,7 @@ class ChooseNode(Node):
     into: str = ""
     goto: str = ""
     empty: str | None = None  # where to go when the list is empty (default: goto the menu back)
+    barge_in: bool = True  # False: the prompts are heard whole (as on a menu)
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 Codes: unknown_target, unreachable, dead_end, loop_without_input, duplicate_key, duplicate_phrase,
 missing_text, unknown_placeholder, placeholder_kind, unknown_action, unhandled_status, unknown_status,
-unknown_arg, unconfirmed_action, reserved_var, unknown_language, bad_setting, secret_in_prompt, recording
-(a recording under prompts/recordings of a text with placeholders or of a key without text; its file named).
+unknown_arg, unconfirmed_action, reserved_var, unknown_language, bad_setting, secret_in_prompt,
+spoken_digits (on a secret input, or in a line with a language that has no digit words), recording (a
+recording under prompts/recordings of a text with placeholders or of a key without text; its file named).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from ivr.engine.actions import ActionCatalog
-from ivr.engine.engine import DEFAULT_UNIVERSAL_PHRASES, normalize_phrase
+from ivr.engine.engine import DEFAULT_UNIVERSAL_PHRASES
+from ivr.engine.spoken import DIGIT_WORDS, digit_words, normalize_phrase
 from ivr.engine.tree import (
     CALL_FACT_VARS,
     RESERVED_VARS,
@@ -233,12 +235,31 @@ class _Checker:
             self.err(node.lineno, "reserved_var", f"{node.into} is set only by actions and the call itself")
         if isinstance(node, CollectDigitsNode) and node.min_length > node.max_length:
             self.err(node.lineno, "bad_setting", f"collect {node.id}: length minimum above maximum")
+        if isinstance(node, CollectDigitsNode) and node.spoken_digits:
+            self.check_spoken_digits(node)
         if isinstance(node, SetVarsNode):
             for name in node.values:
                 if name in RESERVED_VARS or name in CALL_FACT_VARS:
                     self.err(node.lineno, "reserved_var", f"set {name}: reserved call variable")
         if isinstance(node, SetLanguageNode) and node.language not in s.languages:
             self.err(node.lineno, "unknown_language", f"{node.language!r} is not a language of this line")
+
+    def check_spoken_digits(self, node: CollectDigitsNode) -> None:
+        if node.secret:
+            self.err(
+                node.lineno,
+                "spoken_digits",
+                f"collect {node.id}: spoken_digits on a secret input: a PIN or code said aloud is heard "
+                "by anyone near the caller and goes through the recogniser; secrets are keys only",
+            )
+        for lang in self.tree.settings.languages:
+            if not digit_words(lang):
+                self.err(
+                    node.lineno,
+                    "spoken_digits",
+                    f"collect {node.id}: spoken_digits, but there are no digit words for {lang!r} "
+                    f"(ivr/engine/spoken.py has {', '.join(sorted(DIGIT_WORDS))})",
+                )
 
     def check_menu(self, node: MenuNode) -> None:
         s = self.tree.settings

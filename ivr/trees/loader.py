@@ -93,6 +93,17 @@ def _node_errors(
     for err in jsonschema.Draft202012Validator(sub).iter_errors(node):
         full = (*path, *err.absolute_path)
         where = "/".join(map(str, full[1:]))
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            # At the line of the field that does not belong (e.g. `spoken_digits` on a menu), by name.
+            allowed = err.schema.get("properties", {}) if isinstance(err.schema, dict) else {}
+            for key in (k for k in err.instance if k not in allowed):
+                message = (
+                    f"{key!r} is not a field of a {kinds[0]} node"
+                    if not err.absolute_path
+                    else f"{key!r} is not allowed here"
+                )
+                out.append(TreeError(file, lineno_of(linenos, (*full, key)), "schema", f"{where}: {message}"))
+            continue
         out.append(TreeError(file, lineno_of(linenos, full), "schema", f"{where}: {err.message}"))
     return out
 
@@ -222,6 +233,7 @@ class _Builder:
                 help=self.prompts(raw.get("help"), (*p, "help")),
                 choices=choices,
                 universal=_universal(raw.get("universal", True)),
+                barge_in=bool(raw.get("barge_in", True)),
             )
         if "collect" in raw:
             length = raw["length"]
@@ -241,6 +253,8 @@ class _Builder:
                 first_digit_timeout=raw.get("first_digit_timeout"),
                 inter_digit_timeout=raw.get("inter_digit_timeout"),
                 goto=raw["goto"],
+                barge_in=bool(raw.get("barge_in", True)),
+                spoken_digits=bool(raw.get("spoken_digits", False)),
             )
         if "confirm" in raw:
             return ConfirmNode(
@@ -249,6 +263,7 @@ class _Builder:
                 help=self.prompts(raw.get("help"), (*p, "help")),
                 yes=raw["yes"],
                 no=raw["no"],
+                barge_in=bool(raw.get("barge_in", True)),
             )
         if "action" in raw:
             return ActionNode(
@@ -293,6 +308,7 @@ class _Builder:
                 into=raw["into"],
                 goto=raw["goto"],
                 empty=raw.get("empty"),
+                barge_in=bool(raw.get("barge_in", True)),
             )
         if "hangup" in raw:
             return HangUpNode(
@@ -301,7 +317,12 @@ class _Builder:
                 reason=raw.get("reason", "normal"),
             )
         if "say" in raw:  # last: `say` is also an attribute of transfer and choose nodes
-            return SayNode(**common, prompts=self.prompts(raw["say"], (*p, "say")), goto=raw["goto"])
+            return SayNode(
+                **common,
+                prompts=self.prompts(raw["say"], (*p, "say")),
+                goto=raw["goto"],
+                barge_in=bool(raw.get("barge_in", True)),
+            )
         raise ValueError(f"node {node_id}: no kind")  # the schema check runs first
 
 

@@ -77,6 +77,10 @@ _RETRIES = {
     },
     "additionalProperties": False,
 }
+_BARGE_IN = {
+    "type": "boolean",
+    "description": "false: the prompts are heard whole (no key or word stops them); default true",
+}
 _PHRASES = {
     "type": "object",
     "description": "language -> phrases",
@@ -99,6 +103,7 @@ _NODES: dict[str, dict[str, Any]] = {
         _PROMPTS,
         {
             "help": _PROMPTS,
+            "barge_in": _BARGE_IN,
             "universal": {
                 "description": "universal keys here: true (all), false (none) or a list of names",
                 "oneOf": [
@@ -129,6 +134,11 @@ _NODES: dict[str, dict[str, Any]] = {
         {
             "help": _PROMPTS,
             "invalid": _PROMPTS,
+            "barge_in": _BARGE_IN,
+            "spoken_digits": {
+                "type": "boolean",
+                "description": "the caller may also say the digits one by one in words; never with secret",
+            },
             "into": _ID,
             "length": {
                 "oneOf": [
@@ -151,8 +161,10 @@ _NODES: dict[str, dict[str, Any]] = {
         },
         ["into", "length", "goto"],
     ),
-    "say": _node("say", _PROMPTS, {"goto": _ID}, ["goto"]),
-    "confirm": _node("confirm", _PROMPTS, {"help": _PROMPTS, "yes": _ID, "no": _ID}, ["yes", "no"]),
+    "say": _node("say", _PROMPTS, {"goto": _ID, "barge_in": _BARGE_IN}, ["goto"]),
+    "confirm": _node(
+        "confirm", _PROMPTS, {"help": _PROMPTS, "barge_in": _BARGE_IN, "yes": _ID, "no": _ID}, ["yes", "no"]
+    ),
     "action": _node(
         "action",
         {"type": "string", "pattern": r"^[a-z_]+\.[a-z_]+$"},
@@ -208,6 +220,7 @@ _NODES: dict[str, dict[str, Any]] = {
             "say": _PROMPTS,
             "help": _PROMPTS,
             "item": {"$ref": "#/$defs/prompt"},
+            "barge_in": _BARGE_IN,
             "into": _ID,
             "goto": _ID,
             "empty": _ID,
