@@ -36,6 +36,8 @@ CALLBACK_RESULTS = (
     "ami_error",
 )
 CALL_BUCKETS = (5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 900)
+SPEECH_RESULTS = ("match", "nomatch", "noinput")
+RECOGNITION_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0)
 ACTION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 6.0, 10.0)
 
 
@@ -86,6 +88,25 @@ class LineMetrics:
             "AMI logins (the first, then one per reconnect after Asterisk restarts)",
             registry=reg,
         )
+
+        self.speech_turns = Counter(
+            "ivr_speech_turns",
+            "Speech turns decided, by result (match, nomatch, noinput)",
+            ["result"],
+            registry=reg,
+        )
+        self.recognition_seconds = Histogram(
+            "ivr_recognition_seconds",
+            "Recognition latency: from the caller audio that ended an utterance to the recogniser's result "
+            "(decoding and waiting for a decoding thread; the endpointing silence is not included)",
+            buckets=RECOGNITION_BUCKETS,
+            registry=reg,
+        )
+
+    def speech_result(self, status: str, latency: float) -> None:
+        self.speech_turns.labels(status if status in SPEECH_RESULTS else "nomatch").inc()
+        if status != "noinput":
+            self.recognition_seconds.observe(max(0.0, latency))
 
     def ami_state(self, connected: bool) -> None:
         self.ami_connected.set(1 if connected else 0)
@@ -160,6 +181,26 @@ class ServerCollector(Collector):
         inputs = CounterMetricFamily("ivr_key_inputs", "Inputs measured for ivr_key_to_prompt_seconds")
         inputs.add_metric([], float(latency["inputs"]))
         yield inputs
+        media = f.get("media")
+        if isinstance(media, dict):
+            for name, help_text, key in (
+                ("ivr_media_calls", "Calls whose dialog ran over the media path (AudioSocket)", "started"),
+                (
+                    "ivr_media_fallbacks",
+                    "Calls that went on keys-only over AGI: Asterisk did not connect the media path",
+                    "no_connection",
+                ),
+                ("ivr_media_lost", "Calls whose media stream was lost mid-call (went on over AGI)", "lost"),
+                (
+                    "ivr_barge_in_voice",
+                    "Prompts stopped because the caller started speaking",
+                    "barge_in_voice",
+                ),
+                ("ivr_barge_in_keys", "Prompts stopped by a key (media path)", "barge_in_keys"),
+            ):
+                counter = CounterMetricFamily(name, help_text)
+                counter.add_metric([], float(media.get(key, 0)))
+                yield counter
 
 
 def _gauge(name: str, help_text: str, value: object) -> GaugeMetricFamily:

@@ -78,7 +78,21 @@ class CallTrace:
         if isinstance(event, NoInput):
             kind, value = "no_input", ""
         elif isinstance(event, Speech):
-            kind, value = "speech", ("secret" if command.secret else event.text)
+            kind = "speech"
+            if command.secret:
+                value = "secret"
+            elif command.spoken_digits and len(event.text.split()) > 2:
+                value = f"{len(event.text.split())} spoken digits"  # a number said, kept like keyed digits
+            else:
+                value = event.text
+            entry: dict[str, Any] = {"node": node, "kind": kind, "value": value, "at_ms": self._ms()}
+            if not command.secret:
+                # How it was heard, for analytics: never the audio, never at a secret question.
+                entry["confidence"] = round(event.confidence, 3)
+                entry["audio_ms"] = int(1000 * event.audio_seconds)
+                entry["latency_ms"] = int(1000 * event.latency)
+            self.inputs.append(entry)
+            return
         else:
             kind = "digits"
             if command.secret:

@@ -117,6 +117,7 @@ async def _serve(settings: Settings, *, grace: float, stats_file: str | None = N
         max_calls=settings.max_calls,
         overload_lag=settings.overload_lag,
         reuse_port=settings.agi_reuse_port,
+        media=await _media_path(settings, app, metrics),
     )
     loop = asyncio.get_running_loop()
     app.on_action_wait = lambda waited: server.action_wait.note(loop.time(), waited)
@@ -144,6 +145,49 @@ async def _serve(settings: Settings, *, grace: float, stats_file: str | None = N
         if stats_file:
             Path(stats_file).write_text(json.dumps(server.figures(), indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+async def _media_path(settings: Settings, app: Any, metrics: Any) -> Any:
+    """The media path (docs/speech.md): the AudioSocket server, the pacer, and speech with the model of
+    every language the lines speak, loaded now (in a thread: the models take seconds), never during a
+    call. `media = "off"`: None, every call over AGI alone."""
+    from ivr.config import StartupRefused
+    from ivr.speech.model import SpeechUnavailable, speech_languages
+    from ivr.speech.recognizer import SpeechConfig
+    from ivr.speech.service import SpeechService
+    from ivr.telephony.audiosocket import AudioSocketServer
+    from ivr.telephony.media_channel import MediaPath
+
+    if settings.media not in ("audiosocket", "off"):
+        raise StartupRefused(f"media = {settings.media!r}: use audiosocket or off")
+    if settings.media == "off":
+        log.info("media path off: calls run over AGI alone (keys only)")
+        return None
+    languages = {lang for line in app.trees.lines() for lang in app.trees.get(line).settings.languages}
+    config = SpeechConfig(
+        min_confidence=settings.speech_min_confidence,
+        end_silence=settings.speech_end_silence,
+        max_utterance=settings.speech_max_utterance,
+    )
+    try:
+        import vosk  # noqa: F401  (only to know whether speech can run at all)
+    except ImportError:
+        log.warning("speech: the vosk library is not installed: every call is keys-only")
+        speech = None
+    else:
+        try:
+            directories = speech_languages(settings, sorted(languages))
+        except SpeechUnavailable as exc:  # a model setting that names no model: say so, do not start
+            raise StartupRefused(str(exc)) from exc
+        speech = await asyncio.to_thread(
+            SpeechService.start, directories, config, workers=settings.speech_workers
+        )
+    return MediaPath(
+        AudioSocketServer(settings.media_host, settings.media_port),
+        speech=speech,
+        max_call_seconds=float(settings.max_call_seconds),
+        on_result=metrics.speech_result,
+    )
 
 
 async def _start_ami_side(settings: Settings, app: Any, metrics: Any) -> tuple[Any, ...] | None:

@@ -63,6 +63,7 @@ class SpeechResult:
     confidence: float = 0.0
     audio_seconds: float = 0.0  # audio fed in this turn
     reason: str = ""  # what ended it: vosk_final | end_silence | max_utterance | no_speech | finish
+    latency: float = 0.0  # seconds from the audio that decided it to the result (set by the driver)
 
     @property
     def matched(self) -> bool:
@@ -93,12 +94,16 @@ class CallRecognizer:
         *,
         factory: Callable[[Any, int, str], KaldiLike] = _vosk_factory,
         with_unk: bool | None = None,
+        decoys: Iterable[str] = (),
     ) -> None:
         self.model = model
         self.config = config or SpeechConfig()
         self._factory = factory
         # "[unk]" only where the model's vocabulary has it (docs/speech.md).
         self.with_unk = has_word(model, UNK) if with_unk is None else with_unk
+        self.default_decoys = tuple(decoys)  # for every turn that names none (ivr.speech.decoys)
+        self._sequence = False
+        self._words: frozenset[str] = frozenset()
         self._rec: KaldiLike | None = None
         self._phrases: list[str] = []
         self._decoys: list[str] = []
@@ -114,6 +119,11 @@ class CallRecognizer:
         return list(self._phrases)
 
     @property
+    def hearing(self) -> bool:
+        """Has the caller begun to say something in this turn (a partial result appeared)?"""
+        return self._speech_at is not None
+
+    @property
     def seconds(self) -> float:
         return self._bytes / (2.0 * self.config.sample_rate)
 
@@ -122,16 +132,25 @@ class CallRecognizer:
         phrases: Iterable[str],
         *,
         no_speech_timeout: float | None = None,
-        decoys: Iterable[str] = (),
+        decoys: Iterable[str] | None = None,
+        sequence: bool = False,
     ) -> None:
         """Begin a turn with these phrases as the grammar. Raises ValueError for an empty grammar.
 
-        `decoys` are extra grammar phrases that count as no match when heard: a stand-in for `[unk]` with
-        a model that lacks it, so common out-of-menu words are not forced onto a menu phrase."""
+        A match is exactly one of the phrases: Vosk's grammar lets a recogniser return a run of phrases,
+        which is how speech outside the menu comes out when nothing else fits ("hello hello" for a
+        sentence about the weather), so a run is no match. `sequence`: a run of the phrases' words IS the
+        answer (spoken digits: "one two three").
+        `decoys` (default: the recogniser's own) are extra grammar phrases that count as no match when
+        heard: a stand-in for `[unk]` with a model that lacks it, so common out-of-menu words are not
+        forced onto a menu phrase."""
         self._phrases = grammar_phrases(phrases, with_unk=False)
         if not self._phrases:
             raise ValueError("an empty grammar: nothing to recognise")
-        self._decoys = [d for d in grammar_phrases(decoys, with_unk=False) if d not in self._phrases]
+        self._sequence = sequence
+        self._words = frozenset(word for phrase in self._phrases for word in phrase.split())
+        chosen = self.default_decoys if decoys is None else decoys
+        self._decoys = [d for d in grammar_phrases(chosen, with_unk=False) if d not in self._phrases]
         grammar = grammar_json([*self._phrases, *self._decoys], with_unk=self.with_unk)
         if self._rec is None:
             self._rec = self._factory(self.model, self.config.sample_rate, grammar)
@@ -216,8 +235,8 @@ class CallRecognizer:
             status = "noinput" if self._speech_at is None else "nomatch"
             return self._done(SpeechResult(status, audio_seconds=seconds, reason=reason))
         confidence = confidence_of(result)
-        padded = f" {text} "
-        decoy = any(f" {d} " in padded for d in self._decoys)
-        if UNK in text.split() or decoy or confidence < self.config.min_confidence:
+        tokens = text.split()
+        fits = all(token in self._words for token in tokens) if self._sequence else text in self._phrases
+        if UNK in tokens or not fits or confidence < self.config.min_confidence:
             return self._done(SpeechResult("nomatch", text, confidence, audio_seconds=seconds, reason=reason))
         return self._done(SpeechResult("match", text, confidence, audio_seconds=seconds, reason=reason))

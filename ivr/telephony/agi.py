@@ -156,7 +156,10 @@ async def _readline(reader: asyncio.StreamReader) -> bytes:
 class AgiTransport(Protocol):
     """Sends one AGI command and returns its final response (after 100 Trying, usage text, ...)."""
 
-    async def command(self, text: str, *, timeout: float) -> AgiResponse: ...
+    async def command(self, text: str, *, timeout: float, after_hangup: bool = False) -> AgiResponse:
+        """`after_hangup`: send it even after Asterisk announced the hang-up (a dead channel still takes
+        SET VARIABLE: the call's last variables for the dialplan's h extension and CDR)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -169,8 +172,8 @@ class StreamTransport:
         self.writer = writer
         self.hung_up = False
 
-    async def command(self, text: str, *, timeout: float) -> AgiResponse:
-        if self.hung_up:
+    async def command(self, text: str, *, timeout: float, after_hangup: bool = False) -> AgiResponse:
+        if self.hung_up and not after_hangup:
             raise ChannelHungUp("HANGUP received earlier")
         self.writer.write(text.encode("utf-8") + b"\n")
         try:

@@ -169,7 +169,7 @@ class AgiChannel:
     async def collect(self, command: Collect, typed_ahead: str) -> Digits | Speech | NoInput:
         keys = typed_ahead or self._take_typed_ahead()
         if not keys:
-            keys = await self.play(command.prompts, barge_in=True)
+            keys = await self.play(command.prompts, barge_in=command.barge_in)
         if not keys:
             keys = await self._wait_digit(command.first_digit_timeout)
             if not keys:

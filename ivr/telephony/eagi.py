@@ -166,7 +166,7 @@ class EagiChannel(AgiChannel):
     async def collect(self, command: Collect, typed_ahead: str) -> Digits | Speech | NoInput:
         if typed_ahead or not command.grammar or self._speech_broken:
             return await super().collect(command, typed_ahead)
-        keys = await self.play(command.prompts, barge_in=True)
+        keys = await self.play(command.prompts, barge_in=command.barge_in)
         if keys:
             return await self._more_keys(command, keys)
         recognizer = await self._recognizer_or_key()

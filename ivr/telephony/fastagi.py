@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from ivr.telephony.agi import AgiProtocolError, AgiRequest, StreamTransport, par
 from ivr.telephony.agi_channel import AgiChannel, PromptFiles
 from ivr.telephony.channel import ChannelHungUp
 from ivr.telephony.latency import KeyLatency
+from ivr.telephony.media_channel import MediaChannel, MediaPath
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,8 @@ class FastAgiServer:
     # Fed by the application (note(now, seconds) on the event loop): how long actions waited to start.
     action_wait: LoopLag = field(default_factory=LoopLag)
     key_latency: KeyLatency = field(default_factory=KeyLatency)
+    # The media path (AudioSocket: speech, barge-in by voice, keys at any moment); None: AGI alone.
+    media: MediaPath | None = None
     busy: int = 0
     calls: set[asyncio.Task[None]] = field(default_factory=set)
     pending: set[asyncio.Task[None]] = field(default_factory=set)
@@ -140,6 +144,8 @@ class FastAgiServer:
         self._server = await asyncio.start_server(
             self._connection, self.host, self.port, limit=MAX_LINE, reuse_port=self.reuse_port or None
         )
+        if self.media is not None:
+            await self.media.start()
         self.loop_lag.start()
         sockets = self._server.sockets or ()
         if sockets:
@@ -164,15 +170,12 @@ class FastAgiServer:
                     await transport.command('SET VARIABLE IVR_RESULT "busy"', timeout=2.0)
                 return
             self.calls.add(task)
-            channel = AgiChannel(
-                transport,
-                self.handler.voice,
-                request.line,
-                self.handler.default_language,
-                read_timeout=self.handler.read_timeout,
-                latency=self.key_latency,
-            )
-            await self.handler.run_call(request, channel)
+            channel = self._channel(transport, request)
+            try:
+                await self.handler.run_call(request, channel)
+            finally:
+                if isinstance(channel, MediaChannel):
+                    await channel.finish()
             self.served += 1
         except asyncio.CancelledError:
             if task in self.calls:
@@ -185,6 +188,26 @@ class FastAgiServer:
             self.pending.discard(task)
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await transport.close()
+
+    def _channel(self, transport: StreamTransport, request: AgiRequest) -> AgiChannel:
+        if self.media is not None:
+            return MediaChannel(
+                transport,
+                self.handler.voice,
+                request.line,
+                self.handler.default_language,
+                media=self.media,
+                read_timeout=self.handler.read_timeout,
+                latency=self.key_latency,
+            )
+        return AgiChannel(
+            transport,
+            self.handler.voice,
+            request.line,
+            self.handler.default_language,
+            read_timeout=self.handler.read_timeout,
+            latency=self.key_latency,
+        )
 
     def _overloaded(self) -> str:
         """Why a new call must be refused now ("" = it is welcome)."""
@@ -236,6 +259,7 @@ class FastAgiServer:
             "loop_lag_worst_s": round(self.loop_lag.worst, 4),
             "action_wait_worst_s": round(self.action_wait.worst, 4),
             "key_to_prompt": self.key_latency.summary(),
+            "media": dataclasses.asdict(self.media.figures) if self.media is not None else None,
         }
 
     def request_stop(self) -> None:
@@ -267,6 +291,8 @@ class FastAgiServer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 5.0)
         self.loop_lag.stop()
+        if self.media is not None:
+            await self.media.close()
         log.info(
             "FastAGI server stopped (served %d calls, cut off %d at shutdown, refused %d as busy, rejected "
             "%d connections; the event loop ran at most %.3f s late)",

@@ -177,7 +177,7 @@ class PystTransport:
         value, data = result.get("result", ("", ""))
         return AgiResponse(code=200, result=str(value), data=str(data or ""))
 
-    async def command(self, text: str, *, timeout: float) -> AgiResponse:
+    async def command(self, text: str, *, timeout: float, after_hangup: bool = False) -> AgiResponse:
         if self.broken is not None:
             raise ChannelFailed(f"AGI stream out of step ({self.broken})")
         # Let the loop run what is ready (callbacks from helper threads, tasks just created) before the

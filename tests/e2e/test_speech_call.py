@@ -80,6 +80,19 @@ def phrase_pcaps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Pa
         pcap = folder / f"{name}.pcap"
         seconds = wav_to_pcap(settings.sounds / job.rel, pcap, lead_silence=0.5, tail_silence=2.5, repeat=7)
         out[name] = (pcap, seconds)
+    # Said once, after the main menu's prompt has ended (the menu then listens).
+    for name, job in zip(phrases, jobs, strict=True):
+        pcap = folder / f"{name}-late.pcap"
+        seconds = wav_to_pcap(settings.sounds / job.rel, pcap, lead_silence=6.0, tail_silence=3.0)
+        out[f"{name}-late"] = (pcap, seconds)
+    # Out of the menu's grammar: a sentence about the weather.
+    other = RenderJob("ko/test/weather.wav", "오늘은 날씨가 정말 좋네요", "ko", "prompt")
+    report = render_jobs(settings, [other], progress=False, engine="espeak", voices={"ko": "ko+f2"})
+    assert not report.failed, report.failed
+    seconds = wav_to_pcap(
+        settings.sounds / other.rel, folder / "weather.pcap", lead_silence=0.5, tail_silence=2.5
+    )
+    out["weather"] = (folder / "weather.pcap", seconds)
     silence_wav = folder / "silence.wav"
     with wave.open(str(silence_wav), "wb") as wav:
         wav.setnchannels(1)
@@ -90,16 +103,26 @@ def phrase_pcaps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Pa
     return out
 
 
-def speak(line: LocalLine, number: str, pcap: Path, seconds: float) -> DialResult:
-    """Play the pcap (the phrase over and over); the call ends when the line hangs up (or after it)."""
+def speak(
+    line: LocalLine,
+    number: str,
+    pcap: Path,
+    seconds: float,
+    *,
+    keys: str = "",
+    speech_wait_ms: int | None = None,
+) -> DialResult:
+    """Play the pcap (the phrase over and over); the call ends when the line hangs up (or after it).
+    `keys` are pressed `speech_wait_ms` after the pcap started (default: after it ended)."""
     result = asyncio.run(
         dial(
             line.settings,
             number,
             caller=CALLER,
+            keys=keys,
             first_wait=0.5,
             wait=1.0,
-            speech=((pcap, int(seconds * 1000) + 100),),
+            speech=((pcap, int(seconds * 1000) + 100 if speech_wait_ms is None else speech_wait_ms),),
             timeout=90.0,
         )
     )
@@ -107,8 +130,8 @@ def speak(line: LocalLine, number: str, pcap: Path, seconds: float) -> DialResul
     return result
 
 
-def agi_log(line: LocalLine, uniqueid: str) -> list[str]:
-    path = line.settings.logs / "ivr-agi.log"
+def agi_log(line: LocalLine, uniqueid: str, name: str = "ivr-agi.log") -> list[str]:
+    path = line.settings.logs / name
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     return [entry for entry in text.splitlines() if f"[{uniqueid}]" in entry]
 
@@ -140,3 +163,79 @@ def test_without_speech_the_menu_times_out_to_no_input(
     assert result.variables.get("IVR_TRANSFER_REASON") not in ("speech_points", "speech_password")
     log = agi_log(speech_line, result.record.uniqueid)
     assert any("input no input" in entry for entry in log), log
+
+
+# ---- the media path: the service number itself, no prefix (FastAGI + AudioSocket in `ivr serve`) --------
+
+
+def server_log(line: LocalLine, uniqueid: str) -> list[str]:
+    return agi_log(line, uniqueid, "ivr.log")
+
+
+def transferred_for(result: DialResult, reason: str) -> None:
+    assert result.record is not None, "AMI never saw the call"
+    assert result.variables.get("IVR_RESULT") == "transfer", result.describe()
+    assert result.variables.get("IVR_TRANSFER_REASON") == reason, result.describe()
+
+
+@pytest.mark.parametrize(("name", "text"), [("points", "포인트"), ("password", "비밀번호")])
+def test_a_phrase_said_after_the_prompt_takes_its_choice(
+    speech_line: LocalLine, phrase_pcaps: dict[str, tuple[Path, float]], name: str, text: str
+) -> None:
+    pcap, seconds = phrase_pcaps[f"{name}-late"]
+    result = speak(speech_line, "0505", pcap, seconds)
+    transferred_for(result, f"speech_{name}")
+    assert result.record is not None
+    log = server_log(speech_line, result.record.uniqueid)
+    assert any(f"input speech '{text}'" in entry for entry in log), log
+    assert not any("barge-in" in entry for entry in log), log  # said after the prompt: nothing to stop
+
+
+def test_a_phrase_said_during_the_prompt_stops_it_and_is_recognised(
+    speech_line: LocalLine, phrase_pcaps: dict[str, tuple[Path, float]]
+) -> None:
+    pcap, seconds = phrase_pcaps["password"]  # begins 1 s into the call: the main menu is still playing
+    result = speak(speech_line, "0505", pcap, seconds)
+    transferred_for(result, "speech_password")
+    assert result.record is not None
+    log = server_log(speech_line, result.record.uniqueid)
+    assert any("barge-in: voice" in entry for entry in log), log
+    assert any("input speech '비밀번호'" in entry for entry in log), log
+
+
+def test_a_key_during_the_prompt_wins_over_speech(
+    speech_line: LocalLine, phrase_pcaps: dict[str, tuple[Path, float]]
+) -> None:
+    # The caller says «password» and presses 1 (points) while the menu plays: the key wins.
+    pcap, seconds = phrase_pcaps["password"]
+    result = speak(speech_line, "0505", pcap, seconds, keys="1", speech_wait_ms=300)
+    transferred_for(result, "speech_points")
+    assert result.record is not None
+    log = server_log(speech_line, result.record.uniqueid)
+    assert any("input digits '1'" in entry for entry in log), log
+
+
+def test_out_of_grammar_speech_is_no_match(
+    speech_line: LocalLine, phrase_pcaps: dict[str, tuple[Path, float]]
+) -> None:
+    pcap, seconds = phrase_pcaps["weather"]
+    result = speak(speech_line, "0505", pcap, seconds)
+    assert result.record is not None, "AMI never saw the call"
+    log = server_log(speech_line, result.record.uniqueid)
+    assert any("speech turn: nomatch" in entry for entry in log), log
+    assert result.variables.get("IVR_TRANSFER_REASON") not in (
+        "speech_points",
+        "speech_password",
+        "speech_hello",
+    )
+
+
+def test_silence_on_the_media_path_is_no_input(
+    speech_line: LocalLine, phrase_pcaps: dict[str, tuple[Path, float]]
+) -> None:
+    pcap, seconds = phrase_pcaps["silence"]
+    result = speak(speech_line, "0505", pcap, seconds)
+    assert result.record is not None, "AMI never saw the call"
+    log = server_log(speech_line, result.record.uniqueid)
+    assert any("input no input" in entry for entry in log), log
+    assert not any("barge-in" in entry for entry in log), log

@@ -1,0 +1,109 @@
+"""Speech for a server that carries many calls: one model per language, loaded at start, and one pool of
+decoding threads for every call.
+
+    speech = SpeechService.start({"ko": model_dir}, SpeechConfig(...), workers=0)   # loads, blocking
+    rec = speech.recognizer("ko")          # a CallRecognizer per call, or None: keys only in that language
+    result = await speech.feed(rec, pcm)   # decoded in the pool, never on the event loop
+
+Models load when the server starts, never during a call (a model takes 1-4 s and ~500 MB). Decoding runs
+in a pool sized to the cores: Kaldi's decoding holds no Python lock (vosk calls it through cffi, which
+releases the GIL), so the threads decode in parallel while the event loop stays free for the calls. Each
+call feeds its own recogniser one chunk at a time (the driver awaits each feed), so a call's audio is
+decoded in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ivr.speech.decoys import decoys_for
+from ivr.speech.model import UNK, SpeechUnavailable, has_word, load_model
+from ivr.speech.recognizer import CallRecognizer, SpeechConfig, SpeechResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SpeechService:
+    models: Mapping[str, Any]  # language -> vosk.Model
+    config: SpeechConfig = field(default_factory=SpeechConfig)
+    workers: int = 0
+    executor: ThreadPoolExecutor | None = None
+    recognizers_made: int = 0
+    _decoys: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.executor is None:
+            count = self.workers or os.cpu_count() or 2
+            self.workers = count
+            self.executor = ThreadPoolExecutor(max_workers=count, thread_name_prefix="speech")
+
+    @classmethod
+    def start(
+        cls,
+        directories: Mapping[str, Path | None],
+        config: SpeechConfig | None = None,
+        *,
+        workers: int = 0,
+    ) -> SpeechService:
+        """Load the model of every language that has one (the same directory once); a language whose
+        model is missing or broken is logged once and runs keys-only."""
+        models: dict[str, Any] = {}
+        for language, directory in sorted(directories.items()):
+            if directory is None:
+                log.warning("speech: no model for %s: calls in %s are keys-only", language, language)
+                continue
+            began = time.monotonic()
+            try:
+                models[language] = load_model(path=directory)
+            except SpeechUnavailable as exc:
+                log.error("speech: %s: keys-only in %s", exc, language)
+                continue
+            log.info("speech: %s model %s ready (%.1f s)", language, directory, time.monotonic() - began)
+        return cls(models, config or SpeechConfig(), workers=workers)
+
+    @property
+    def languages(self) -> frozenset[str]:
+        return frozenset(self.models)
+
+    def recognizer(self, language: str) -> CallRecognizer | None:
+        """A new recogniser for a call in `language`; None when that language has no model."""
+        model = self.models.get(language)
+        if model is None:
+            return None
+        self.recognizers_made += 1
+        if language not in self._decoys:
+            self._decoys[language] = () if has_word(model, UNK) else decoys_for(model, language)
+        return CallRecognizer(model, self.config, decoys=self._decoys[language])
+
+    async def run(self, function: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
+
+    async def feed(self, recognizer: CallRecognizer, pcm: bytes) -> SpeechResult | None:
+        result: SpeechResult | None = await self.run(recognizer.feed, pcm)
+        return result
+
+    async def finish(self, recognizer: CallRecognizer) -> SpeechResult:
+        result: SpeechResult = await self.run(recognizer.finish)
+        return result
+
+    async def begin(self, recognizer: CallRecognizer, phrases: tuple[str, ...]) -> bool:
+        """Start a turn with these phrases (SetGrammar builds the grammar's graph: CPU, so in the pool).
+        False when the grammar is empty (nothing to recognise: keys only)."""
+        try:
+            await self.run(recognizer.start, phrases)
+        except ValueError:
+            return False
+        return True
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
