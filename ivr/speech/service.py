@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ivr.speech.decoys import decoys_for
-from ivr.speech.model import UNK, SpeechUnavailable, has_word, load_model
+from ivr.speech.model import SpeechUnavailable, load_model
 from ivr.speech.recognizer import CallRecognizer, SpeechConfig, SpeechResult
 
 log = logging.getLogger(__name__)
@@ -38,7 +37,6 @@ class SpeechService:
     workers: int = 0
     executor: ThreadPoolExecutor | None = None
     recognizers_made: int = 0
-    _decoys: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.executor is None:
@@ -80,9 +78,10 @@ class SpeechService:
         if model is None:
             return None
         self.recognizers_made += 1
-        if language not in self._decoys:
-            self._decoys[language] = () if has_word(model, UNK) else decoys_for(model, language)
-        return CallRecognizer(model, self.config, decoys=self._decoys[language])
+        # No decoys by default: with the Korean model, everyday words in the grammar took real phrases
+        # («포인트» heard as «어 있어요»), while a match being exactly one phrase already turns speech
+        # outside the menu into no match (docs/speech.md, "Out-of-grammar speech").
+        return CallRecognizer(model, self.config)
 
     async def run(self, function: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)

@@ -239,3 +239,64 @@ def test_silence_on_the_media_path_is_no_input(
     log = server_log(speech_line, result.record.uniqueid)
     assert any("input no input" in entry for entry in log), log
     assert not any("barge-in" in entry for entry in log), log
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, from /proc."""
+    for row in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if row.startswith("VmRSS:"):
+            return int(row.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+async def calls_with_peak_rss(
+    line: LocalLine, pid: int, pcap: Path, seconds: float, count: int
+) -> tuple[list[DialResult], float]:
+    """`count` concurrent speech calls; the server's highest resident memory while they ran."""
+    peak = 0.0
+    done = asyncio.Event()
+
+    async def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, rss_mb(pid))
+            await asyncio.sleep(0.1)
+
+    sampler = asyncio.create_task(sample())
+    results = await asyncio.gather(
+        *(
+            dial(
+                line.settings,
+                "0505",
+                caller=f"7916123{index:04d}",
+                first_wait=0.5,
+                wait=1.0,
+                speech=((pcap, int(seconds * 1000) + 100),),
+                timeout=120.0,
+            )
+            for index in range(count)
+        )
+    )
+    done.set()
+    await sampler
+    return list(results), peak
+
+
+def test_twenty_concurrent_speech_calls_share_one_model(
+    speech_line: LocalLine, phrase_pcaps: dict[str, tuple[Path, float]]
+) -> None:
+    # Every call says «password» during the menu (barge-in) and is transferred for it; the server's memory
+    # grows by less than 5 MB per extra call: the model is shared, each call has only its recogniser.
+    assert speech_line.server is not None
+    pid = speech_line.server.pid
+    pcap, seconds = phrase_pcaps["password"]
+    one, peak_one = asyncio.run(calls_with_peak_rss(speech_line, pid, pcap, seconds, 1))
+    many, peak_many = asyncio.run(calls_with_peak_rss(speech_line, pid, pcap, seconds, 20))
+    failed = [r.describe() for r in one + many if r.variables.get("IVR_TRANSFER_REASON") != "speech_password"]
+    assert not failed, "\n\n".join(failed)
+    per_call = (peak_many - peak_one) / 19
+    print(
+        f"server RSS: {peak_one:.1f} MB with one call, {peak_many:.1f} MB with 20: "
+        f"{per_call:.2f} MB per extra call"
+    )
+    assert per_call < 5.0, (peak_one, peak_many)
