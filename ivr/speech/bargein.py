@@ -90,6 +90,8 @@ class BargeInDetector:
         self._after: list[bytes] = []
         self.started = False
         self.echo_frames = 0  # frames above the floor that were taken for echo
+        self.frame_ms = frame_seconds * 1000
+        self.decision_ms = 0.0  # at the start: milliseconds of voice it took to decide
 
     def threshold_db(self, reference_db: float) -> float:
         return max(self.config.floor_db, reference_db - self.config.echo_loss_db)
@@ -107,6 +109,9 @@ class BargeInDetector:
         self._recent.append(voiced)
         if sum(self._recent) >= self.config.voiced_frames:
             self.started = True
+            # From the first voiced frame of the window to this one: how long the decision took.
+            first = next(i for i, v in enumerate(self._recent) if v)
+            self.decision_ms = (len(self._recent) - first) * self.frame_ms
         return self.started
 
     def preroll(self) -> bytes:

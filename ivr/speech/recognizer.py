@@ -64,6 +64,9 @@ class SpeechResult:
     audio_seconds: float = 0.0  # audio fed in this turn
     reason: str = ""  # what ended it: vosk_final | end_silence | max_utterance | no_speech | finish
     latency: float = 0.0  # seconds from the audio that decided it to the result (set by the driver)
+    # Seconds of caller audio between the last change of the words heard and the decision: the
+    # endpointing silence (0 for no input).
+    endpoint_silence: float = 0.0
 
     @property
     def matched(self) -> bool:
@@ -134,13 +137,18 @@ class CallRecognizer:
         no_speech_timeout: float | None = None,
         decoys: Iterable[str] | None = None,
         sequence: bool = False,
+        end_silence: float | None = None,
+        max_utterance: float | None = None,
     ) -> None:
         """Begin a turn with these phrases as the grammar. Raises ValueError for an empty grammar.
 
         A match is exactly one of the phrases: Vosk's grammar lets a recogniser return a run of phrases,
         which is how speech outside the menu comes out when nothing else fits ("hello hello" for a
         sentence about the weather), so a run is no match. `sequence`: a run of the phrases' words IS the
-        answer (spoken digits: "one two three").
+        answer (spoken digits: "one two three"); Vosk's own endpoint then only closes a segment, and
+        the turn ends after `end_silence` (the question's own, e.g. its inter-digit timeout) without a
+        new word, so a caller may pause between digits. `end_silence` and `max_utterance` default to
+        the configuration's.
         `decoys` (default: the recogniser's own) are extra grammar phrases that count as no match when
         heard: a stand-in for `[unk]` with a model that lacks it, so common out-of-menu words are not
         forced onto a menu phrase."""
@@ -161,6 +169,9 @@ class CallRecognizer:
             self._rec.SetGrammar(grammar)
         self._rec.Reset()
         self._timeout = self.config.no_speech_timeout if no_speech_timeout is None else no_speech_timeout
+        self._end_silence = self.config.end_silence if end_silence is None else end_silence
+        self._max_utterance = self.config.max_utterance if max_utterance is None else max_utterance
+        self._segments: list[dict[str, Any]] = []
         self._bytes = 0
         self._speech_at = None
         self._partial = ""
@@ -176,7 +187,11 @@ class CallRecognizer:
             self._bytes += len(chunk)
             if rec.AcceptWaveform(chunk):
                 final = json.loads(rec.Result())
-                if final.get("text"):
+                if final.get("text") and self._sequence:
+                    self._segments.append(final)  # a pause between digits: the turn goes on
+                    if self._speech_at is None:
+                        self._speech_at = self.seconds
+                elif final.get("text"):
                     return self._judge(final, "vosk_final")
                 # Vosk closed a segment of silence or noise: nothing said yet in this segment.
                 self._partial = ""
@@ -193,9 +208,10 @@ class CallRecognizer:
             if now + _EPSILON >= self._timeout:
                 return self._done(SpeechResult("noinput", audio_seconds=now, reason="no_speech"))
             return None
-        if now - self._speech_at + _EPSILON >= self.config.max_utterance:
+        if now - self._speech_at + _EPSILON >= self._max_utterance:
             return self._judge(json.loads(rec.FinalResult()), "max_utterance")
-        if self._partial and now - self._changed_at + _EPSILON >= self.config.end_silence:
+        heard = self._partial or self._segments
+        if heard and now - self._changed_at + _EPSILON >= self._end_silence:
             return self._judge(json.loads(rec.FinalResult()), "end_silence")
         return None
 
@@ -229,14 +245,25 @@ class CallRecognizer:
         return result
 
     def _judge(self, result: dict[str, Any], reason: str) -> SpeechResult:
+        if self._segments:  # a sequence said with pauses: its segments, then what came last
+            parts = [*self._segments, result]
+            self._segments = []
+            words = [w for part in parts for w in (part.get("result") or []) if isinstance(w, dict)]
+            text = " ".join(str(part.get("text", "")) for part in parts)
+            result = {"text": text, "result": words}
         text = " ".join(str(result.get("text", "")).split())
         seconds = self.seconds
+        silence = max(0.0, seconds - self._changed_at) if self._speech_at is not None else 0.0
         if not text:
             status = "noinput" if self._speech_at is None else "nomatch"
-            return self._done(SpeechResult(status, audio_seconds=seconds, reason=reason))
+            return self._done(
+                SpeechResult(status, audio_seconds=seconds, reason=reason, endpoint_silence=silence)
+            )
         confidence = confidence_of(result)
         tokens = text.split()
         fits = all(token in self._words for token in tokens) if self._sequence else text in self._phrases
         if UNK in tokens or not fits or confidence < self.config.min_confidence:
-            return self._done(SpeechResult("nomatch", text, confidence, audio_seconds=seconds, reason=reason))
-        return self._done(SpeechResult("match", text, confidence, audio_seconds=seconds, reason=reason))
+            return self._done(
+                SpeechResult("nomatch", text, confidence, seconds, reason, endpoint_silence=silence)
+            )
+        return self._done(SpeechResult("match", text, confidence, seconds, reason, endpoint_silence=silence))

@@ -167,6 +167,8 @@ class AgiChannel:
         return chr(response.value) if response.value > 0 else ""
 
     async def collect(self, command: Collect, typed_ahead: str) -> Digits | Speech | NoInput:
+        if not command.barge_in:  # heard whole: keys pressed before it are not its answer
+            typed_ahead = self._take_typed_ahead() and ""
         keys = typed_ahead or self._take_typed_ahead()
         if not keys:
             keys = await self.play(command.prompts, barge_in=command.barge_in)

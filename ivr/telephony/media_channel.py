@@ -72,6 +72,10 @@ CONNECT_TIMEOUT = 3.0
 EXEC_RETURN_TIMEOUT = 5.0
 # Seconds a recogniser's decode may run after its turn is over (keys won) before a new turn begins.
 DECODE_SETTLE = 2.0
+# Spoken digits: the longest pause between two digits that does not end the number, and the time a
+# caller may take per digit (an 11-digit phone number said slowly takes more than a menu phrase).
+SPOKEN_DIGIT_PAUSE = 1.5
+SPOKEN_DIGIT_SECONDS = 1.2
 # Bytes of caller audio per hop to the decoding pool: 60 ms (three frames).
 DECODE_CHUNK = 3 * FRAME_BYTES
 
@@ -183,6 +187,7 @@ class MediaChannel(AgiChannel):
         self._audio_at = 0.0  # loop time the last caller frame arrived
         self._stop_decoding = False
         self._audio_ready = asyncio.Event()
+        self._speech_result_at: float | None = None
 
     # ---- the socket --------------------------------------------------------------------------------
 
@@ -344,6 +349,12 @@ class MediaChannel(AgiChannel):
         return b"".join(pcm), levels
 
     def _note_prompt_start(self) -> None:
+        if self._speech_result_at is not None:
+            log.info(
+                "reply began %.1f ms after the speech result",
+                1000 * (time.perf_counter() - self._speech_result_at),
+            )
+            self._speech_result_at = None
         if self._input_at is not None:
             if self.latency is not None:
                 whole = time.perf_counter() - self._input_at
@@ -358,6 +369,7 @@ class MediaChannel(AgiChannel):
         log.info(
             "play %s lang=%s%s", prompt_keys(prompts), self.language, "" if barge_in else " (no barge-in)"
         )
+        waiting = len(self._keys)
         try:
             outcome = await self._play_pcm(*self._prompt_audio(prompts), stop_on_key=barge_in)
         except _MediaLost:
@@ -365,6 +377,8 @@ class MediaChannel(AgiChannel):
             return await super().play(prompts, barge_in=barge_in)
         if outcome == "key":
             return self._take_keys()
+        while not barge_in and len(self._keys) > waiting:
+            self._keys.pop()  # heard whole: keys pressed during it are not input (as over AGI)
         return ""
 
     async def _play_pcm(
@@ -414,8 +428,9 @@ class MediaChannel(AgiChannel):
                     result = pacer.stop(conn)
                     self.media.figures.barge_in_voice += 1
                     log.info(
-                        "barge-in: voice after %.2f s of the prompt",
+                        "barge-in: voice after %.2f s of the prompt, decided on %.0f ms of voice",
                         (result.ended - result.started) if result else 0.0,
+                        detector.decision_ms,
                     )
                     return "voice"
                 await self._wait_changed(1.0)
@@ -440,6 +455,9 @@ class MediaChannel(AgiChannel):
         recognizer = self._recognizer() if command.grammar else None
         if speech is None or recognizer is None:
             return await self._keys_collect(command, typed_ahead)
+        if not command.barge_in:
+            typed_ahead = ""  # a question heard whole: keys pressed before it are not its answer
+            self._take_keys()
         keys = typed_ahead or self._take_keys()
         if keys:
             return await self._digits(command, keys)
@@ -451,7 +469,8 @@ class MediaChannel(AgiChannel):
 
     async def _keys_collect(self, command: Collect, typed_ahead: str) -> Digits | NoInput:
         """A question without speech, over the socket: AgiChannel's logic on our play and keys."""
-        if not command.barge_in and not typed_ahead:
+        if not command.barge_in:
+            self._take_keys()  # a question heard whole: keys pressed before or during it are not its answer
             await self.play(command.prompts, barge_in=False)
             self._keys.clear()  # heard whole: keys pressed during it are not an answer
             keys = await self._wait_digit(command.first_digit_timeout)
@@ -515,6 +534,17 @@ class MediaChannel(AgiChannel):
                     command.grammar,
                     no_speech_timeout=command.first_digit_timeout,
                     sequence=command.spoken_digits,
+                    # A number said digit by digit may pause between digits, as keys may.
+                    end_silence=(
+                        max(speech.config.end_silence, min(command.inter_digit_timeout, SPOKEN_DIGIT_PAUSE))
+                        if command.spoken_digits
+                        else None
+                    ),
+                    max_utterance=(
+                        max(speech.config.max_utterance, SPOKEN_DIGIT_SECONDS * command.max_digits)
+                        if command.spoken_digits
+                        else None
+                    ),
                 )
             )
         except ValueError:
@@ -586,15 +616,17 @@ class MediaChannel(AgiChannel):
             with contextlib.suppress(Exception):
                 self.media.on_result(result.status, latency)
         log.info(
-            "speech turn: %s after %.1f s of caller audio, decided %.0f ms after it (%s)",
+            "speech turn: %s after %.1f s of caller audio, endpointing %.0f ms, decided %.0f ms after (%s)",
             result.status,
             result.audio_seconds,
+            result.endpoint_silence * 1000,
             latency * 1000,
             result.reason,
         )
         if result.status == "noinput":
             return NoInput()
         self._input_at = time.perf_counter()
+        self._speech_result_at = self._input_at
         text = result.text if result.status == "match" else ""
         return Speech(text, result.confidence, audio_seconds=result.audio_seconds, latency=latency)
 
