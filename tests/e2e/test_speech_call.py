@@ -111,6 +111,7 @@ def speak(
     *,
     keys: str = "",
     speech_wait_ms: int | None = None,
+    wait: float = 1.0,
 ) -> DialResult:
     """Play the pcap (the phrase over and over); the call ends when the line hangs up (or after it).
     `keys` are pressed `speech_wait_ms` after the pcap started (default: after it ended)."""
@@ -121,7 +122,7 @@ def speak(
             caller=CALLER,
             keys=keys,
             first_wait=0.5,
-            wait=1.0,
+            wait=wait,
             speech=((pcap, int(seconds * 1000) + 100 if speech_wait_ms is None else speech_wait_ms),),
             timeout=90.0,
         )
