@@ -133,6 +133,9 @@ class Settings:
     media_host: str = "127.0.0.1"
     media_port: int = 0  # 0: any free port (Asterisk learns it from each call's EXEC AudioSocket)
     speech_workers: int = 0  # decoding threads; 0: one per core
+    # Barge-in by voice (docs/speech.md): the caller's voice must be louder than the loudest recent prompt
+    # frame less this many dB (the phone's echo return loss that is assumed).
+    barge_in_echo_loss_db: float = 10.0
     speech_min_confidence: float = 0.5  # lowest word confidence that still counts as a match
     speech_end_silence: float = 0.8  # seconds of trailing silence that end an utterance
     speech_max_utterance: float = 8.0  # seconds: a longer utterance is cut and decided

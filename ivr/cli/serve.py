@@ -152,6 +152,7 @@ async def _media_path(settings: Settings, app: Any, metrics: Any) -> Any:
     every language the lines speak, loaded now (in a thread: the models take seconds), never during a
     call. `media = "off"`: None, every call over AGI alone."""
     from ivr.config import StartupRefused
+    from ivr.speech.bargein import BargeInConfig
     from ivr.speech.model import SpeechUnavailable, speech_languages
     from ivr.speech.recognizer import SpeechConfig
     from ivr.speech.service import SpeechService
@@ -185,6 +186,7 @@ async def _media_path(settings: Settings, app: Any, metrics: Any) -> Any:
     return MediaPath(
         AudioSocketServer(settings.media_host, settings.media_port),
         speech=speech,
+        barge_in=BargeInConfig(echo_loss_db=settings.barge_in_echo_loss_db),
         max_call_seconds=float(settings.max_call_seconds),
         on_result=metrics.speech_result,
     )
