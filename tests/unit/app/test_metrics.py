@@ -103,3 +103,37 @@ def test_queue_waits_callbacks_and_the_ami_link() -> None:
     assert "ivr_ami_connected 1.0" in text and "ivr_ami_logins_total 2.0" in text
     assert 'ivr_calls_total{line="operator",outcome="callback"} 1.0' in text
     assert 'ivr_transfers_total{line="operator",reason="caller_request"} 1.0' in text
+
+
+def test_speech_turns_and_the_recognition_latency() -> None:
+    metrics = LineMetrics()
+    metrics.speech_result("match", 0.03)
+    metrics.speech_result("nomatch", 0.12)
+    metrics.speech_result("noinput", 0.0)  # nothing was recognised: no latency to observe
+    metrics.speech_result("odd", 0.01)  # an unknown status folds into nomatch
+    text = scrape(metrics)
+    assert 'ivr_speech_turns_total{result="match"} 1.0' in text
+    assert 'ivr_speech_turns_total{result="nomatch"} 2.0' in text
+    assert 'ivr_speech_turns_total{result="noinput"} 1.0' in text
+    assert "ivr_recognition_seconds_count 3.0" in text
+    assert 'ivr_recognition_seconds_bucket{le="0.05"} 2.0' in text
+    assert 'ivr_recognition_seconds_bucket{le="0.15"} 3.0' in text
+
+
+def test_the_media_path_figures_are_read_when_scraped() -> None:
+    class MediaServer(FakeServer):
+        def figures(self) -> dict[str, object]:
+            media = {"started": 9, "no_connection": 1, "lost": 2, "barge_in_voice": 4, "barge_in_keys": 3}
+            return {**super().figures(), "media": media}
+
+    metrics = LineMetrics()
+    metrics.registry.register(ServerCollector(MediaServer()))
+    text = scrape(metrics)
+    assert "ivr_media_calls_total 9.0" in text
+    assert "ivr_media_fallbacks_total 1.0" in text
+    assert "ivr_media_lost_total 2.0" in text
+    assert "ivr_barge_in_voice_total 4.0" in text
+    assert "ivr_barge_in_keys_total 3.0" in text
+    plain = LineMetrics()
+    plain.registry.register(ServerCollector(FakeServer()))  # media off: no media figures at all
+    assert "ivr_media_calls" not in scrape(plain)
