@@ -42,6 +42,20 @@ def test_inputs_keep_menu_keys_but_never_numbers_or_secrets() -> None:
     assert "79161234567" not in repr(trace.inputs) and "1234" not in repr(trace.inputs)
 
 
+def test_speech_is_kept_with_how_it_was_heard_but_never_at_a_secret_or_as_a_number() -> None:
+    spoken_number = Collect(prompts=(PromptRef("ask_card"),), max_digits=16, spoken_digits=True)
+    trace = CallTrace(clock=Clock())
+    trace.input("main", MENU, Speech("баланс", 0.87, audio_seconds=1.25, latency=0.031))
+    trace.input("ask_card", spoken_number, Speech("один два три четыре", 0.9, audio_seconds=3.0))
+    trace.input("ask_pin", PIN, Speech("один два три четыре", 0.9, audio_seconds=2.0, latency=0.02))
+    menu, number, pin = trace.inputs
+    assert (menu["kind"], menu["value"], menu["confidence"]) == ("speech", "баланс", 0.87)
+    assert (menu["audio_ms"], menu["latency_ms"]) == (1250, 31)
+    assert number["value"] == "4 spoken digits" and "один" not in repr(number)
+    assert pin["value"] == "secret"
+    assert not {"confidence", "audio_ms", "latency_ms"} & set(pin)  # nothing about a secret answer
+
+
 def test_nodes_are_kept_once_per_entry_with_their_time() -> None:
     clock = Clock()
     trace = CallTrace(clock=clock)
