@@ -9,8 +9,9 @@ What is kept, and what never is:
 - the caller's number only masked ("7916*****67") plus a keyed hash (HMAC-SHA256 with the installation's
   `call_record_key`), so a repeat call within 24 h is recognised without storing the number;
 - inputs: a menu choice (one or two keys) as keyed; anything longer (a number, a card) only as "N digits";
-  a secret input (PIN, one-time code) as "secret"; recognised speech as its text unless the input is
-  secret;
+  a secret input (PIN, one-time code) as "secret"; recognised speech as its text with how it was heard
+  (confidence, seconds of audio, recognition latency) unless the input is secret (then only "secret"); a
+  number said digit by digit as "N spoken digits"; never the audio;
 - no PIN, code, password or card number, ever.
 
 How a call ended (`outcome`):
