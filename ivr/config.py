@@ -127,8 +127,9 @@ class Settings:
     speech_model_ru: Path | None = None
     speech_model_en: Path | None = None
     models_dir: Path | None = None  # default var/models
-    # The media path of `ivr serve` (docs/speech.md): "audiosocket" streams every call's audio to the
-    # server (speech, barge-in by voice, keys at any moment); "off" runs every call over AGI alone.
+    # The media path of `ivr serve` (docs/speech.md): "audiosocket" streams a call's audio to the server
+    # (speech, barge-in by voice, keys at any moment) whenever its language has a speech model; "always"
+    # for every call, with or without speech; "off" runs every call over AGI alone (keys only).
     media: str = "audiosocket"
     media_host: str = "127.0.0.1"
     media_port: int = 0  # 0: any free port (Asterisk learns it from each call's EXEC AudioSocket)

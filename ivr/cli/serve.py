@@ -159,8 +159,8 @@ async def _media_path(settings: Settings, app: Any, metrics: Any) -> Any:
     from ivr.telephony.audiosocket import AudioSocketServer
     from ivr.telephony.media_channel import MediaPath
 
-    if settings.media not in ("audiosocket", "off"):
-        raise StartupRefused(f"media = {settings.media!r}: use audiosocket or off")
+    if settings.media not in ("audiosocket", "always", "off"):
+        raise StartupRefused(f"media = {settings.media!r}: use audiosocket, always or off")
     if settings.media == "off":
         log.info("media path off: calls run over AGI alone (keys only)")
         return None
@@ -187,6 +187,7 @@ async def _media_path(settings: Settings, app: Any, metrics: Any) -> Any:
         AudioSocketServer(settings.media_host, settings.media_port),
         speech=speech,
         barge_in=BargeInConfig(echo_loss_db=settings.barge_in_echo_loss_db),
+        always=settings.media == "always",
         max_call_seconds=float(settings.max_call_seconds),
         on_result=metrics.speech_result,
     )

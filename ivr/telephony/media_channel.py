@@ -101,6 +101,8 @@ class MediaPath:
     pacer: PacedSender = field(default_factory=PacedSender)
     speech: SpeechService | None = None
     barge_in: BargeInConfig = field(default_factory=BargeInConfig)
+    # True: every call runs over the socket, with or without speech (`media = "always"`).
+    always: bool = False
     connect_timeout: float = CONNECT_TIMEOUT
     # The EXEC's AGI timeout: it returns when the dialog ends, so it is the call's length, not seconds.
     max_call_seconds: float = 900.0
@@ -191,9 +193,17 @@ class MediaChannel(AgiChannel):
 
     # ---- the socket --------------------------------------------------------------------------------
 
+    def _wants_media(self) -> bool:
+        """Does this call need the socket now? Where its language has a speech model, or always when
+        the path is forced (`media = "always"`). A call without speech stays on AGI: keys work there as
+        before, without 50 audio frames a second to read (the DTMF capacity of docs/benchmarks.md)."""
+        if self.media.always:
+            return True
+        return self.media.speech is not None and self.language in self.media.speech.languages
+
     async def _media_ready(self) -> bool:
-        """True while the dialog runs over the socket (starting it at the first prompt)."""
-        if self.state == "new":
+        """True while the dialog runs over the socket (starting it at the first prompt that needs it)."""
+        if self.state == "new" and self._wants_media():
             await self._start_media()
         if self.state == "media" and self._lost:
             await self._fall_back("the media stream ended")
