@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,3 +37,16 @@ def running_line(var: Path, **prepare: Any) -> Iterator[LocalLine]:
         yield line
     finally:
         line.stop()
+
+
+def scrape_metrics(line: LocalLine) -> dict[str, float]:
+    """GET /metrics of the running server: sample name with labels -> value."""
+    url = f"http://{line.settings.metrics_host}:{line.settings.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    samples = {}
+    for row in text.splitlines():
+        if row and not row.startswith("#"):
+            name, _, value = row.rpartition(" ")
+            samples[name] = float(value)
+    return samples

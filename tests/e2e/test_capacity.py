@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_support import running_line
+from e2e_support import running_line, scrape_metrics
 
 from ivr.telephony.ami import CallRecord
 from ivr.testbed.loadgen import LoadPlan, PlannedCall, run_load
@@ -87,16 +86,7 @@ def test_past_capacity_callers_hear_the_line_is_busy_and_the_call_in_progress_go
 
 
 def scrape(line: LocalLine) -> dict[str, float]:
-    """GET /metrics of the running server: sample name with labels -> value."""
-    url = f"http://{line.settings.metrics_host}:{line.settings.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    samples = {}
-    for row in text.splitlines():
-        if row and not row.startswith("#"):
-            name, _, value = row.rpartition(" ")
-            samples[name] = float(value)
-    return samples
+    return scrape_metrics(line)
 
 
 def test_metrics_count_the_calls_placed(line_stack: LocalLine) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_support import require_line_pieces
+from e2e_support import require_line_pieces, scrape_metrics
 
 from ivr.config import PROJECT_ROOT, Settings
 from ivr.prompts.render import RenderJob, render_jobs
@@ -301,3 +301,18 @@ def test_twenty_concurrent_speech_calls_share_one_model(
         f"{per_call:.2f} MB per extra call"
     )
     assert per_call < 5.0, (peak_one, peak_many)
+
+
+def test_metrics_show_the_speech_turns_and_the_recognition_latency(
+    speech_line: LocalLine, phrase_pcaps: dict[str, tuple[Path, float]]
+) -> None:
+    # After a recognised phrase the server's /metrics has the turn and its recognition latency, and the
+    # call ran over the media path.
+    pcap, seconds = phrase_pcaps["password-late"]
+    result = speak(speech_line, "0505", pcap, seconds)
+    transferred_for(result, "speech_password")
+    values = scrape_metrics(speech_line)
+    assert values.get('ivr_speech_turns_total{result="match"}', 0) >= 1, values
+    assert values.get("ivr_recognition_seconds_count", 0) >= 1, values
+    assert values.get("ivr_media_calls_total", 0) >= 1, values
+    assert values.get("ivr_media_fallbacks_total", 1) == 0, values
