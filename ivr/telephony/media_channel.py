@@ -292,9 +292,9 @@ class MediaChannel(AgiChannel):
             await self._flush_variables()
 
     async def _fall_back(self, why: str) -> None:
-        log.warning("media path: %s: the call goes on keys-only over AGI", why)
+        await self._leave_media()  # raises ChannelHungUp when the stream ended because the caller left
         self.media.figures.lost += 1
-        await self._leave_media()
+        log.warning("media path: %s: the call goes on keys-only over AGI", why)
 
     async def _flush_variables(self) -> None:
         variables, self._deferred = self._deferred, {}
