@@ -182,7 +182,7 @@ class MediaChannel(AgiChannel):
         self._changed = asyncio.Event()
         self._lost = False
         self._listener: Callable[[bytes], None] | None = None
-        self._deferred: dict[str, str] = {}  # variable -> value, in the order first set
+        self._deferred: dict[str, str] = {}  # variable -> value, in the order last set
         self._recognizers: dict[str, CallRecognizer | None] = {}
         self._decode: asyncio.Task[SpeechResult | None] | None = None
         self._audio = bytearray()
@@ -315,9 +315,17 @@ class MediaChannel(AgiChannel):
     # ---- waiting for what the caller does ------------------------------------------------------------
 
     def _take_keys(self) -> str:
-        keys = self._take_typed_ahead() + "".join(self._keys)
+        """The caller's next key (a key typed ahead over AGI first): one key, as STREAM FILE's escape
+        gives one; the keys after it stay queued for `_wait_digit` (the rest of this input) or the next
+        question, so two keys typed ahead answer two one-key questions."""
+        if self.typed_ahead:
+            return self._take_typed_ahead()
+        return self._keys.popleft() if self._keys else ""
+
+    def _drop_keys(self) -> None:
+        """A question heard whole: keys pressed before or during it are not its answer."""
+        self._take_typed_ahead()
         self._keys.clear()
-        return keys
 
     async def _wait_changed(self, timeout: float) -> None:
         self._changed.clear()
@@ -467,7 +475,7 @@ class MediaChannel(AgiChannel):
             return await self._keys_collect(command, typed_ahead)
         if not command.barge_in:
             typed_ahead = ""  # a question heard whole: keys pressed before it are not its answer
-            self._take_keys()
+            self._drop_keys()
         keys = typed_ahead or self._take_keys()
         if keys:
             return await self._digits(command, keys)
@@ -480,7 +488,7 @@ class MediaChannel(AgiChannel):
     async def _keys_collect(self, command: Collect, typed_ahead: str) -> Digits | NoInput:
         """A question without speech, over the socket: AgiChannel's logic on our play and keys."""
         if not command.barge_in:
-            self._take_keys()  # a question heard whole: keys pressed before or during it are not its answer
+            self._drop_keys()
             await self.play(command.prompts, barge_in=False)
             self._keys.clear()  # heard whole: keys pressed during it are not an answer
             keys = await self._wait_digit(command.first_digit_timeout)

@@ -305,11 +305,6 @@ def test_a_key_pressed_during_an_action_answers_the_next_question(prompts: Promp
     assert served.call.commands_during_exec == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: MediaChannel hands every queued key to one question (play/collect take _take_keys() whole "
-    "and _more_keys never cuts at max_digits): '2','3' typed ahead answer a one-key menu as Digits('23')",
-)
 def test_two_keys_typed_ahead_answer_two_one_key_questions(prompts: Prompts) -> None:
     # As over AGI (AgiChannel.typed_ahead), a key beyond a question's length answers the next question.
     action_running = asyncio.Event()
@@ -548,11 +543,6 @@ def test_a_caller_who_hangs_up_during_the_socket_dialog_still_gets_the_deferred_
     assert served.call.agi.variables["IVR_CHOICE"] == "1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: MediaChannel._fall_back counts the stream's end as lost (and logs that the call goes on "
-    "over AGI) before the EXEC's answer says the caller hung up",
-)
 def test_a_caller_who_hangs_up_is_not_counted_as_a_lost_media_stream(prompts: Prompts) -> None:
     # MediaFigures.lost: "calls whose socket was lost mid-call (caller still there)" (ivr_media_lost).
     served = caller_hangs_up_during_the_socket_dialog(prompts)
