@@ -22,7 +22,8 @@ Figures, per phase:
   streaming in and watched for barge-in) and `decoding` (the longest stretch with at least 80 % of the
   phase's peak number of streams being decoded at once; a stream decodes from the start of its speech turn
   to its decision, from the server log); plus the server's CPU per call over the whole phase (ms);
-- speech turns by result (match / nomatch / noinput; turns ended by the wall clock: decoding fell behind);
+- speech turns by result (match / nomatch / noinput; turns ended by the wall clock: decoding fell behind,
+  left out of the delays below, whose log lines do not carry them);
 - endpointing: caller audio from the last change of the words to the decision ("endpointing N ms" in the
   server log): silence the recogniser waited for, the caller's part of the delay;
 - our processing: "decided N ms after" (decoding and waiting for a decoding thread, from the arrival of the
@@ -54,6 +55,7 @@ import math
 import os
 import re
 import resource
+import shutil
 import statistics
 import tempfile
 import time
@@ -116,6 +118,9 @@ class Turn:
     endpoint_ms: float
     decided_ms: float
     reason: str
+    # Ended by the wall clock (decoding fell behind): its logged figures are not the turn's delay (the
+    # result comes from the recogniser without the driver's latency: "decided 0 ms after").
+    wall_clock: bool = False
     reply_ms: float | None = None  # the next "reply began" of the same call
 
     @property
@@ -220,6 +225,7 @@ def read_calls(log_text: str) -> dict[str, CallLog]:
                     float(m["endpoint"]),
                     float(m["decided"]),
                     m["reason"],
+                    wall_clock=call.wall_clock_turns > len([t for t in call.turns if t.wall_clock]),
                 )
             )
         elif (m := REPLY.search(rest)) and call.turns and call.turns[-1].reply_ms is None:
@@ -332,7 +338,7 @@ def run_phase(
         phase.turns[t.status] = phase.turns.get(t.status, 0) + 1
         phase.reasons[t.reason] = phase.reasons.get(t.reason, 0) + 1
     phase.wall_clock_turns = sum(c.wall_clock_turns for c in logs.values())
-    decided = [t for t in turns if t.status != "noinput"]
+    decided = [t for t in turns if t.status != "noinput" and not t.wall_clock]
     replied = [t for t in decided if t.processing_ms is not None]
     phase.endpoint_ms = summary([t.endpoint_ms for t in decided])
     phase.decided_ms = summary([t.decided_ms for t in decided])
@@ -371,7 +377,7 @@ def run_step(
         step.server_idle_mb = rss_mb(server_pid)
         before, srv_before = machine_busy() - cpu(ast_pid) - cpu(server_pid), cpu(server_pid)
         time.sleep(2.0)
-        step.background_pct = 100 * (machine_busy() - cpu(ast_pid) - cpu(server_pid) - before) / 2.0
+        step.background_pct = max(0.0, 100 * (machine_busy() - cpu(ast_pid) - cpu(server_pid) - before) / 2.0)
         step.server_idle_pct = 100 * (cpu(server_pid) - srv_before) / 2.0
         sampler.start()
         for variant in variants:
@@ -502,6 +508,9 @@ def main() -> int:
         "(default: the line's own setting)",
     )
     parser.add_argument("--json", type=Path, help="write every figure here")
+    parser.add_argument(
+        "--keep-logs", type=Path, help="copy the server's log and stats files into this folder"
+    )
     args = parser.parse_args()
     steps = sorted(int(n) for n in args.steps.split(","))
     phases = args.phases.split(",")
@@ -549,6 +558,11 @@ def main() -> int:
                     break
         finally:
             asterisk.stop(line.settings)
+            if args.keep_logs:
+                args.keep_logs.mkdir(parents=True, exist_ok=True)
+                for saved in [line.server_log, *line.server_stderr, *work.glob("stats-*.json")]:
+                    if saved.exists():
+                        shutil.copy2(saved, args.keep_logs / saved.name)
     print(
         f"\nAsterisk boot {boot:.2f} s; {args.rate:g} new calls/s; {os.cpu_count()} cores; "
         f"end silence {line.settings.speech_end_silence:g} s; run {time.monotonic() - began:.0f} s; "
