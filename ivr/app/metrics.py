@@ -103,9 +103,10 @@ class LineMetrics:
             registry=reg,
         )
 
-    def speech_result(self, status: str, latency: float) -> None:
+    def speech_result(self, status: str, latency: float | None) -> None:
+        """A decided turn; `latency` None when it was not measured (a turn ended by the wall clock)."""
         self.speech_turns.labels(status if status in SPEECH_RESULTS else "nomatch").inc()
-        if status != "noinput":
+        if status != "noinput" and latency is not None:
             self.recognition_seconds.observe(max(0.0, latency))
 
     def ami_state(self, connected: bool) -> None:

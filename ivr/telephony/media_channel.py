@@ -76,6 +76,8 @@ DECODE_SETTLE = 2.0
 # caller may take per digit (an 11-digit phone number said slowly takes more than a menu phrase).
 SPOKEN_DIGIT_PAUSE = 1.5
 SPOKEN_DIGIT_SECONDS = 1.2
+# Seconds without a frame of caller audio after which the line counts as quiet (a phone without RTP).
+AUDIO_STOPPED = 0.5
 # Bytes of caller audio per hop to the decoding pool: 60 ms (three frames).
 DECODE_CHUNK = 3 * FRAME_BYTES
 
@@ -108,7 +110,7 @@ class MediaPath:
     max_call_seconds: float = 900.0
     figures: MediaFigures = field(default_factory=MediaFigures)
     # Told of each speech turn's result (metrics): status, our processing after the utterance ended.
-    on_result: Callable[[str, float], None] | None = None
+    on_result: Callable[[str, float | None], None] | None = None
 
     async def start(self) -> None:
         await self.server.start()
@@ -292,7 +294,13 @@ class MediaChannel(AgiChannel):
             await self._flush_variables()
 
     async def _fall_back(self, why: str) -> None:
-        await self._leave_media()  # raises ChannelHungUp when the stream ended because the caller left
+        await self._leave_media()  # raises ChannelHungUp when Asterisk already said the caller left
+        # The stream ends the same way when the caller hangs up (EXEC answers -1, and Asterisk's HANGUP
+        # may come only after it): ask whether the channel is still there before calling it a loss.
+        # (A dead channel answers 511, which raises ChannelHungUp; a live one its state, 6 when up.)
+        status = await self.transport.command("CHANNEL STATUS", timeout=self.read_timeout)
+        if status.code == 200 and status.value < 0:
+            raise ChannelHungUp("the caller hung up during the media dialog")
         self.media.figures.lost += 1
         log.warning("media path: %s: the call goes on keys-only over AGI", why)
 
@@ -591,7 +599,10 @@ class MediaChannel(AgiChannel):
             if self._lost:
                 raise _MediaLost
             elapsed = loop.time() - began
-            if elapsed > guard or (elapsed > quiet_limit and not recognizer.hearing):
+            # Quiet: no word heard, and no audio arriving either (with audio arriving, the recogniser's
+            # own no-speech timeout decides: decoding may run behind the audio under load).
+            quiet = not recognizer.hearing and loop.time() - self._audio_at > AUDIO_STOPPED
+            if elapsed > guard or (elapsed > quiet_limit and quiet):
                 await self._settle_decoding()
                 result = await speech.finish(recognizer)
                 log.info("speech turn ended by the wall clock after %.1f s", elapsed)
@@ -631,8 +642,10 @@ class MediaChannel(AgiChannel):
         figures.turns += 1
         figures.results[result.status] = figures.results.get(result.status, 0) + 1
         if self.media.on_result is not None:
+            # A turn ended by the wall clock has no recognition latency to count.
+            measured = None if result.reason == "finish" else latency
             with contextlib.suppress(Exception):
-                self.media.on_result(result.status, latency)
+                self.media.on_result(result.status, measured)
         log.info(
             "speech turn: %s after %.1f s of caller audio, endpointing %.0f ms, decided %.0f ms after (%s)",
             result.status,

@@ -65,6 +65,8 @@ class CallScript:
                 self.variables[match.group(1)] = match.group(2)
                 self.history.append((match.group(1), match.group(2)))
             return "200 result=1"
+        if command.startswith("CHANNEL STATUS"):
+            return "200 result=6"  # up: the caller is still there
         if command.startswith("GET FULL VARIABLE"):
             return "200 result=0"  # as Asterisk answers for an expression with no value (no queues here)
         return "510 Invalid or unknown command"

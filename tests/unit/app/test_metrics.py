@@ -111,8 +111,9 @@ def test_speech_turns_and_the_recognition_latency() -> None:
     metrics.speech_result("nomatch", 0.12)
     metrics.speech_result("noinput", 0.0)  # nothing was recognised: no latency to observe
     metrics.speech_result("odd", 0.01)  # an unknown status folds into nomatch
+    metrics.speech_result("match", None)  # ended by the wall clock: a turn, but no latency measured
     text = scrape(metrics)
-    assert 'ivr_speech_turns_total{result="match"} 1.0' in text
+    assert 'ivr_speech_turns_total{result="match"} 2.0' in text
     assert 'ivr_speech_turns_total{result="nomatch"} 2.0' in text
     assert 'ivr_speech_turns_total{result="noinput"} 1.0' in text
     assert "ivr_recognition_seconds_count 3.0" in text
