@@ -33,8 +33,9 @@ import stat
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING
 
@@ -207,6 +208,16 @@ class _Budget:
                     )
                 out.write(chunk)
 
+    def place(self, into: Path, rel: PurePosixPath, opener: Callable[[], IO[bytes]] | None) -> None:
+        """One member under `into`: a folder when `opener` is None, else the file `opener` opens."""
+        dest = into.joinpath(*rel.parts)
+        if opener is None:
+            dest.mkdir(parents=True, exist_ok=True)
+            return
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with opener() as src:
+            self.copy(src, dest)
+
 
 def _unpack_zip(archive: Path, into: Path) -> None:
     budget = _Budget(archive)
@@ -217,15 +228,8 @@ def _unpack_zip(archive: Path, into: Path) -> None:
                 raise UnsafeArchive(
                     f"{archive}: member {info.filename!r} is a symbolic link (a model has none)"
                 )
-            if rel is None:
-                continue
-            dest = into.joinpath(*rel.parts)
-            if info.is_dir():
-                dest.mkdir(parents=True, exist_ok=True)
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src:
-                budget.copy(src, dest)
+            if rel is not None:
+                budget.place(into, rel, None if info.is_dir() else partial(zf.open, info))
 
 
 def _unpack_tar(archive: Path, into: Path) -> None:
@@ -237,17 +241,14 @@ def _unpack_tar(archive: Path, into: Path) -> None:
             if not (member.isreg() or member.isdir()):
                 kind = "link" if member.issym() or member.islnk() else "special file"
                 raise UnsafeArchive(f"{archive}: member {member.name!r} is a {kind} (a model has none)")
-            if rel is None:
-                continue
-            dest = into.joinpath(*rel.parts)
-            if member.isdir():
-                dest.mkdir(parents=True, exist_ok=True)
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            src = tf.extractfile(member)
-            assert src is not None  # a regular file always has content
-            with src:
-                budget.copy(src, dest)
+            if rel is not None:
+                budget.place(into, rel, None if member.isdir() else partial(_tar_file, tf, member))
+
+
+def _tar_file(tf: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
+    src = tf.extractfile(member)
+    assert src is not None  # a regular file always has content
+    return src
 
 
 def _copy_dir(source: Path, into: Path) -> None:
