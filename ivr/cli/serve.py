@@ -147,6 +147,17 @@ async def _serve(settings: Settings, *, grace: float, stats_file: str | None = N
     return 0
 
 
+def speech_config(settings: Settings) -> Any:
+    """The recognisers' settings, the same for the media path and the EAGI route."""
+    from ivr.speech.recognizer import SpeechConfig
+
+    return SpeechConfig(
+        min_confidence=settings.speech_min_confidence,
+        end_silence=settings.speech_end_silence,
+        max_utterance=settings.speech_max_utterance,
+    )
+
+
 async def _media_path(settings: Settings, app: Any, metrics: Any) -> Any:
     """The media path (docs/speech.md): the AudioSocket server, the pacer, and speech with the model of
     every language the lines speak, loaded now (in a thread: the models take seconds), never during a
@@ -154,7 +165,6 @@ async def _media_path(settings: Settings, app: Any, metrics: Any) -> Any:
     from ivr.config import StartupRefused
     from ivr.speech.bargein import BargeInConfig
     from ivr.speech.model import SpeechUnavailable, speech_languages
-    from ivr.speech.recognizer import SpeechConfig
     from ivr.speech.service import SpeechService
     from ivr.telephony.audiosocket import AudioSocketServer
     from ivr.telephony.media_channel import MediaPath
@@ -165,24 +175,14 @@ async def _media_path(settings: Settings, app: Any, metrics: Any) -> Any:
         log.info("media path off: calls run over AGI alone (keys only)")
         return None
     languages = {lang for line in app.trees.lines() for lang in app.trees.get(line).settings.languages}
-    config = SpeechConfig(
-        min_confidence=settings.speech_min_confidence,
-        end_silence=settings.speech_end_silence,
-        max_utterance=settings.speech_max_utterance,
-    )
     try:
-        import vosk  # noqa: F401  (only to know whether speech can run at all)
-    except ImportError:
-        log.warning("speech: the vosk library is not installed: every call is keys-only")
-        speech = None
-    else:
-        try:
-            directories = speech_languages(settings, sorted(languages))
-        except SpeechUnavailable as exc:  # a model setting that names no model: say so, do not start
-            raise StartupRefused(str(exc)) from exc
-        speech = await asyncio.to_thread(
-            SpeechService.start, directories, config, workers=settings.speech_workers
-        )
+        directories = speech_languages(settings, sorted(languages))
+    except SpeechUnavailable as exc:  # a model setting that names no model: say so, do not start
+        raise StartupRefused(str(exc)) from exc
+    # Without the vosk library every language's load says so once and runs keys-only.
+    speech = await asyncio.to_thread(
+        SpeechService.start, directories, speech_config(settings), workers=settings.speech_workers
+    )
     return MediaPath(
         AudioSocketServer(settings.media_host, settings.media_port),
         speech=speech,
@@ -313,7 +313,7 @@ def _eagi_channel_factory(settings: Settings, handler: Any) -> Any:
     thread, while the first prompt plays); each call's recognizer waits for the model on its first grammar."""
     from concurrent.futures import Future
 
-    from ivr.speech import CallRecognizer, SpeechConfig, load_model
+    from ivr.speech import CallRecognizer, load_model
     from ivr.telephony.agi import AgiRequest
     from ivr.telephony.eagi import EagiChannel, Fd3Audio
     from ivr.telephony.stdio_agi import PystTransport
@@ -326,11 +326,7 @@ def _eagi_channel_factory(settings: Settings, handler: Any) -> Any:
     model: Future[Any] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="speech-model").submit(
         load_model, settings
     )
-    config = SpeechConfig(
-        min_confidence=settings.speech_min_confidence,
-        end_silence=settings.speech_end_silence,
-        max_utterance=settings.speech_max_utterance,
-    )
+    config = speech_config(settings)
 
     def recognizer() -> CallRecognizer:
         if not Fd3Audio.available():

@@ -97,14 +97,12 @@ class CallRecognizer:
         *,
         factory: Callable[[Any, int, str], KaldiLike] = _vosk_factory,
         with_unk: bool | None = None,
-        decoys: Iterable[str] = (),
     ) -> None:
         self.model = model
         self.config = config or SpeechConfig()
         self._factory = factory
         # "[unk]" only where the model's vocabulary has it (docs/speech.md).
         self.with_unk = has_word(model, UNK) if with_unk is None else with_unk
-        self.default_decoys = tuple(decoys)  # for every turn that names none (ivr.speech.decoys)
         self._sequence = False
         self._words: frozenset[str] = frozenset()
         self._rec: KaldiLike | None = None
@@ -135,7 +133,7 @@ class CallRecognizer:
         phrases: Iterable[str],
         *,
         no_speech_timeout: float | None = None,
-        decoys: Iterable[str] | None = None,
+        decoys: Iterable[str] = (),
         sequence: bool = False,
         end_silence: float | None = None,
         max_utterance: float | None = None,
@@ -149,7 +147,7 @@ class CallRecognizer:
         the turn ends after `end_silence` (the question's own, e.g. its inter-digit timeout) without a
         new word, so a caller may pause between digits. `end_silence` and `max_utterance` default to
         the configuration's.
-        `decoys` (default: the recogniser's own) are extra grammar phrases that count as no match when
+        `decoys` are extra grammar phrases that count as no match when
         heard: a stand-in for `[unk]` with a model that lacks it, so common out-of-menu words are not
         forced onto a menu phrase."""
         self._phrases = grammar_phrases(phrases, with_unk=False)
@@ -157,8 +155,7 @@ class CallRecognizer:
             raise ValueError("an empty grammar: nothing to recognise")
         self._sequence = sequence
         self._words = frozenset(word for phrase in self._phrases for word in phrase.split())
-        chosen = self.default_decoys if decoys is None else decoys
-        self._decoys = [d for d in grammar_phrases(chosen, with_unk=False) if d not in self._phrases]
+        self._decoys = [d for d in grammar_phrases(decoys, with_unk=False) if d not in self._phrases]
         grammar = grammar_json([*self._phrases, *self._decoys], with_unk=self.with_unk)
         if self._rec is None:
             self._rec = self._factory(self.model, self.config.sample_rate, grammar)

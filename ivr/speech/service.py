@@ -18,9 +18,10 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -94,11 +95,12 @@ class SpeechService:
         result: SpeechResult = await self.run(recognizer.finish)
         return result
 
-    async def begin(self, recognizer: CallRecognizer, phrases: tuple[str, ...]) -> bool:
-        """Start a turn with these phrases (SetGrammar builds the grammar's graph: CPU, so in the pool).
-        False when the grammar is empty (nothing to recognise: keys only)."""
+    async def begin(self, recognizer: CallRecognizer, phrases: Iterable[str], **options: Any) -> bool:
+        """Start a turn with these phrases and `CallRecognizer.start`'s options (SetGrammar builds the
+        grammar's graph: CPU, so in the pool). False when the grammar is empty (nothing to recognise:
+        keys only)."""
         try:
-            await self.run(recognizer.start, phrases)
+            await self.run(partial(recognizer.start, phrases, **options))
         except ValueError:
             return False
         return True

@@ -113,9 +113,9 @@ class AgiChannel:
         finally:
             self._asterisk_wait += time.perf_counter() - began
 
-    def _files(self, prompts: Sequence[PromptRef]) -> list[tuple[Path, float]]:
-        """The audio files of `prompts` that exist, each with its length in seconds."""
-        out: list[tuple[Path, float]] = []
+    def _existing(self, prompts: Sequence[PromptRef]) -> list[tuple[Path, tuple[int, int]]]:
+        """The audio files of `prompts` that exist, each with its (size, mtime) from one stat."""
+        out: list[tuple[Path, tuple[int, int]]] = []
         for ref in prompts:
             try:
                 files = self.voice.files(self.line, self.language, ref)
@@ -125,10 +125,14 @@ class AgiChannel:
             for path in files:
                 stamp = _stat(path)
                 if stamp is not None:
-                    out.append((path, _seconds(str(path), stamp)))
+                    out.append((path, stamp))
                 else:
                     log.warning("audio missing: %s (prompt %s)", path, ref.key)
         return out
+
+    def _files(self, prompts: Sequence[PromptRef]) -> list[tuple[Path, float]]:
+        """The audio files of `prompts` that exist, each with its length in seconds."""
+        return [(path, _seconds(str(path), stamp)) for path, stamp in self._existing(prompts)]
 
     async def play(self, prompts: Sequence[PromptRef], *, barge_in: bool) -> str:
         if barge_in and self.typed_ahead:

@@ -78,3 +78,13 @@ def render_collected(command: Collect, event: Digits | Speech | NoInput) -> str:
 
 def prompt_keys(prompts: Sequence[PromptRef]) -> str:
     return ",".join(p.key for p in prompts)
+
+
+def speech_event(
+    status: str, text: str, confidence: float, *, audio_seconds: float = 0.0, latency: float = 0.0
+) -> Speech | NoInput:
+    """A recogniser's decision (match | nomatch | noinput) as the engine's event: a match is its text; a
+    phrase heard but rejected is `Speech("")`, which every node takes as no match; nothing is `NoInput`."""
+    if status == "noinput":
+        return NoInput()
+    return Speech(text if status == "match" else "", confidence, audio_seconds=audio_seconds, latency=latency)

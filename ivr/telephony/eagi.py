@@ -33,6 +33,7 @@ from ivr.engine.commands import Collect
 from ivr.engine.events import Digits, NoInput, Speech
 from ivr.telephony.agi import AgiTransport
 from ivr.telephony.agi_channel import AgiChannel, PromptFiles
+from ivr.telephony.channel import speech_event
 
 log = logging.getLogger(__name__)
 
@@ -211,17 +212,9 @@ class EagiChannel(AgiChannel):
                         fed / 16000,
                         time.monotonic() - began,
                     )
-                    return self._event(result)
+                    return speech_event(result.status, result.text, result.confidence)
         finally:
             self.audio.listen(False)
-
-    @staticmethod
-    def _event(result: RecognizerResult) -> Speech | NoInput:
-        if result.status == "match":
-            return Speech(result.text, result.confidence)
-        if result.status == "nomatch":
-            return Speech("", result.confidence)
-        return NoInput()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import time
 import uuid
 from collections import OrderedDict, deque
@@ -60,7 +59,7 @@ from ivr.telephony.audiosocket import (
     application_args,
     wav_pcm,
 )
-from ivr.telephony.channel import ChannelFailed, ChannelHungUp, QueueStatus, prompt_keys
+from ivr.telephony.channel import ChannelFailed, ChannelHungUp, QueueStatus, prompt_keys, speech_event
 from ivr.telephony.latency import KeyLatency
 
 log = logging.getLogger(__name__)
@@ -133,15 +132,10 @@ _PCM: OrderedDict[str, tuple[tuple[int, int], bytes, list[float]]] = OrderedDict
 _pcm_bytes = 0
 
 
-def prompt_pcm(path: str) -> tuple[bytes, list[float]] | None:
-    """The samples of a rendered prompt (8 kHz 16-bit mono WAV) and each frame's level; None if missing or
-    not telephone audio (logged)."""
+def prompt_pcm(path: str, stamp: tuple[int, int]) -> tuple[bytes, list[float]] | None:
+    """The samples of a rendered prompt (8 kHz 16-bit mono WAV) and each frame's level, cached by the
+    file's (size, mtime) `stamp`; None if it is not telephone audio (logged)."""
     global _pcm_bytes
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    stamp = (st.st_size, st.st_mtime_ns)
     known = _PCM.get(path)
     if known is not None and known[0] == stamp:
         _PCM.move_to_end(path)
@@ -251,7 +245,7 @@ class MediaChannel(AgiChannel):
         except TimeoutError as exc:
             task.cancel()
             raise ChannelFailed("EXEC AudioSocket did not return") from exc
-        return f"{getattr(response, 'code', '?')} result={getattr(response, 'value', '?')}"
+        return f"{response.code} result={response.value}"
 
     async def _read(self, conn: AudioSocketConnection) -> None:
         """All call long: keys into the queue, audio to whoever listens."""
@@ -322,7 +316,7 @@ class MediaChannel(AgiChannel):
 
     # ---- waiting for what the caller does ------------------------------------------------------------
 
-    def _take_keys(self) -> str:
+    def _take_key(self) -> str:
         """The caller's next key (a key typed ahead over AGI first): one key, as STREAM FILE's escape
         gives one; the keys after it stay queued for `_wait_digit` (the rest of this input) or the next
         question, so two keys typed ahead answer two one-key questions."""
@@ -361,8 +355,8 @@ class MediaChannel(AgiChannel):
     def _prompt_audio(self, prompts: Sequence[PromptRef]) -> tuple[bytes, list[float]]:
         pcm: list[bytes] = []
         levels: list[float] = []
-        for path, _seconds in self._files(prompts):
-            found = prompt_pcm(str(path))
+        for path, stamp in self._existing(prompts):
+            found = prompt_pcm(str(path), stamp)
             if found is None:
                 continue
             audio, frame_db = found
@@ -391,7 +385,7 @@ class MediaChannel(AgiChannel):
         if not await self._media_ready():
             return await super().play(prompts, barge_in=barge_in)
         if barge_in and (self.typed_ahead or self._keys):
-            return self._take_keys()
+            return self._take_key()
         log.info(
             "play %s lang=%s%s", prompt_keys(prompts), self.language, "" if barge_in else " (no barge-in)"
         )
@@ -402,7 +396,7 @@ class MediaChannel(AgiChannel):
             await self._fall_back("the media stream ended during a prompt")
             return await super().play(prompts, barge_in=barge_in)
         if outcome == "key":
-            return self._take_keys()
+            return self._take_key()
         while not barge_in and len(self._keys) > waiting:
             self._keys.pop()  # heard whole: keys pressed during it are not input (as over AGI)
         return ""
@@ -484,7 +478,7 @@ class MediaChannel(AgiChannel):
         if not command.barge_in:
             typed_ahead = ""  # a question heard whole: keys pressed before it are not its answer
             self._drop_keys()
-        keys = typed_ahead or self._take_keys()
+        keys = typed_ahead or self._take_key()
         if keys:
             return await self._digits(command, keys)
         try:
@@ -538,7 +532,7 @@ class MediaChannel(AgiChannel):
                 self._keys.clear()  # heard whole: keys pressed during it are not an answer
             began_ok = await begin
             if outcome == "key" or self._keys:
-                return await self._digits(command, self._take_keys())
+                return await self._digits(command, self._take_key())
             if not began_ok:
                 keys = await self._wait_digit(command.first_digit_timeout)
                 return await self._digits(command, keys) if keys else NoInput()
@@ -554,28 +548,24 @@ class MediaChannel(AgiChannel):
             self._audio_ready.set()
 
     async def _begin(self, speech: SpeechService, recognizer: CallRecognizer, command: Collect) -> bool:
-        try:
-            await speech.run(
-                lambda: recognizer.start(
-                    command.grammar,
-                    no_speech_timeout=command.first_digit_timeout,
-                    sequence=command.spoken_digits,
-                    # A number said digit by digit may pause between digits, as keys may.
-                    end_silence=(
-                        max(speech.config.end_silence, min(command.inter_digit_timeout, SPOKEN_DIGIT_PAUSE))
-                        if command.spoken_digits
-                        else None
-                    ),
-                    max_utterance=(
-                        max(speech.config.max_utterance, SPOKEN_DIGIT_SECONDS * command.max_digits)
-                        if command.spoken_digits
-                        else None
-                    ),
-                )
-            )
-        except ValueError:
-            return False
-        return True
+        spoken_digits = command.spoken_digits
+        return await speech.begin(
+            recognizer,
+            command.grammar,
+            no_speech_timeout=command.first_digit_timeout,
+            sequence=spoken_digits,
+            # A number said digit by digit may pause between digits, as keys may.
+            end_silence=(
+                max(speech.config.end_silence, min(command.inter_digit_timeout, SPOKEN_DIGIT_PAUSE))
+                if spoken_digits
+                else None
+            ),
+            max_utterance=(
+                max(speech.config.max_utterance, SPOKEN_DIGIT_SECONDS * command.max_digits)
+                if spoken_digits
+                else None
+            ),
+        )
 
     async def _listen(
         self, command: Collect, speech: SpeechService, recognizer: CallRecognizer
@@ -591,11 +581,11 @@ class MediaChannel(AgiChannel):
         while True:
             if self._keys:
                 log.debug("a key during listening: keys win")
-                return await self._digits(command, self._take_keys())
+                return await self._digits(command, self._take_key())
             if decode.done():
                 result = decode.result()
                 if result is not None:
-                    return self._speech_event(command, result)
+                    return self._speech_event(result)
             if self._lost:
                 raise _MediaLost
             elapsed = loop.time() - began
@@ -606,7 +596,7 @@ class MediaChannel(AgiChannel):
                 await self._settle_decoding()
                 result = await speech.finish(recognizer)
                 log.info("speech turn ended by the wall clock after %.1f s", elapsed)
-                return self._speech_event(command, result)
+                return self._speech_event(result)
             await self._wait_changed(0.25)
 
     async def _decoding(self, speech: SpeechService, recognizer: CallRecognizer) -> SpeechResult | None:
@@ -636,7 +626,7 @@ class MediaChannel(AgiChannel):
             with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
                 await asyncio.wait_for(asyncio.shield(task), DECODE_SETTLE)
 
-    def _speech_event(self, command: Collect, result: SpeechResult) -> Speech | NoInput:
+    def _speech_event(self, result: SpeechResult) -> Speech | NoInput:
         latency = result.latency
         figures = self.media.figures
         figures.turns += 1
@@ -654,12 +644,13 @@ class MediaChannel(AgiChannel):
             latency * 1000,
             result.reason,
         )
-        if result.status == "noinput":
-            return NoInput()
-        self._input_at = time.perf_counter()
-        self._speech_result_at = self._input_at
-        text = result.text if result.status == "match" else ""
-        return Speech(text, result.confidence, audio_seconds=result.audio_seconds, latency=latency)
+        event = speech_event(
+            result.status, result.text, result.confidence, audio_seconds=result.audio_seconds, latency=latency
+        )
+        if isinstance(event, Speech):
+            self._input_at = time.perf_counter()
+            self._speech_result_at = self._input_at
+        return event
 
     # ---- AGI commands that must wait for the socket -------------------------------------------------
 
