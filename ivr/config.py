@@ -68,8 +68,19 @@ class Settings:
     call_record_key: str = field(default="", repr=False)
     call_records: bool = True  # keep a record per call (docs/operations.md, Call records and the report)
 
+    # Where Asterisk takes SIP and RTP (asterisk_conf/pjsip.conf), and where the test callers dial it: loopback
+    # on one machine, the node's own address in a cluster (docs/scale-out.md).
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
+    # One node of several behind a SIP proxy (docs/scale-out.md): its name, unique in the cluster. It becomes
+    # Asterisk's systemname, so call IDs never collide across nodes, and it marks the node's call records.
+    # "" = a single machine.
+    node_name: str = ""
+    # Follow the live versions in the database (docs/scale-out.md): the server polls tree_version every
+    # `follow_seconds` and writes a version published by any console under its own prompts/ (checked and
+    # rendered first). Off: the files under prompts/ are the live state, as on one machine.
+    follow_versions: bool = False
+    follow_seconds: float = 2.0
     # The carrier trunk (asterisk_conf/pjsip.conf, [carrier]): calls from this signalling address (an address
     # or a CIDR range, comma-separated for several) come in with the caller's number from
     # P-Asserted-Identity or From. The default, a loopback alias, is the tests' stand-in for a carrier.

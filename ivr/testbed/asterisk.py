@@ -169,6 +169,10 @@ def render_config(
         )
     add_missing_secrets(settings)
     found = read_secrets(settings)
+    if not re.fullmatch(r"[0-9.]+|[0-9A-Fa-f:]+", settings.sip_host):
+        raise AsteriskError(f"sip_host {settings.sip_host!r}: an IP address for Asterisk to bind")
+    if settings.node_name and not re.fullmatch(r"[A-Za-z0-9_]{1,20}", settings.node_name):
+        raise AsteriskError(f"node_name {settings.node_name!r}: letters, digits and _ (20 at most)")
     if not 1024 <= settings.rtp_start < settings.rtp_end <= 65535:
         raise AsteriskError(
             f"RTP ports {settings.rtp_start}-{settings.rtp_end}: rtp_start must be below rtp_end, within "
@@ -179,6 +183,8 @@ def render_config(
         "VAR": str(paths.base),
         "ETC": str(paths.etc),
         "SIP_PORT": str(settings.sip_port),
+        "SIP_HOST": settings.sip_host,
+        "SYSTEMNAME": f"systemname = {settings.node_name}" if settings.node_name else "",
         "CARRIER_ADDRESS": settings.carrier_address,
         "CARRIER_CONTACT": settings.carrier_contact,
         "AGENT1_PASSWORD": found.get("agent1_password") or secrets.token_urlsafe(12),
