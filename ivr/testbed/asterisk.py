@@ -263,9 +263,12 @@ def start(
     boot_timeout: float = 30.0,
     env: dict[str, str] | None = None,
     softphone_callerid: str | None = None,
+    wrap: tuple[str, ...] = (),
 ) -> tuple[int, float]:
     """Render the configuration and start Asterisk in the background (foreground mode under our own
-    supervision, so its pid is the process we started). Returns (pid, seconds until fully booted)."""
+    supervision, so its pid is the process we started). Returns (pid, seconds until fully booted).
+    `wrap`: a command that runs it, e.g. ("ip", "netns", "exec", NS) for a node of a cluster; it must
+    replace itself with Asterisk (exec), so that the pid stays Asterisk's."""
     paths = render_config(settings, softphone_callerid=softphone_callerid)
     if not paths.binary.exists():
         raise AsteriskError(f"Asterisk is not installed ({paths.binary}); run scripts/install_asterisk.sh")
@@ -275,7 +278,7 @@ def start(
     logfile = (paths.base / "log" / "console.log").open("ab")
     began = time.monotonic()
     proc = subprocess.Popen(
-        [*paths.command(), "-C", str(paths.config), "-f", "-n", "-q"],
+        [*wrap, *paths.command(), "-C", str(paths.config), "-f", "-n", "-q"],
         stdin=subprocess.DEVNULL,
         stdout=logfile,
         stderr=subprocess.STDOUT,

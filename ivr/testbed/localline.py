@@ -32,15 +32,26 @@ def free_port(*, udp: bool = False) -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_port(port: int, proc: subprocess.Popen[bytes], stderr: Path, timeout: float = 60.0) -> None:
+def _port_open(port: int, netns: str | None) -> bool:
+    if netns is None:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+    # the namespace's own loopback: only a process inside it can connect there
+    probe = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=1).close()"
+    argv = ["ip", "netns", "exec", netns, sys.executable, "-c", probe]
+    return subprocess.run(argv, capture_output=True, check=False).returncode == 0
+
+
+def _wait_port(
+    port: int, proc: subprocess.Popen[bytes], stderr: Path, timeout: float = 60.0, netns: str | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"ivr serve exited with {proc.returncode}:\n{stderr.read_text()[-3000:]}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
+        if _port_open(port, netns):
+            return
+        time.sleep(0.1 if netns is None else 0.3)
     raise RuntimeError(f"ivr serve did not listen on {port} in {timeout} s:\n{stderr.read_text()[-3000:]}")
 
 
@@ -64,6 +75,10 @@ class LocalLine:
     server: subprocess.Popen[bytes] | None = None
     asterisk_boot_seconds: float = 0.0
     server_stderr: list[Path] = field(default_factory=list)
+    netns: str | None = None
+
+    def _wrap(self, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.netns, *argv] if self.netns else argv
 
     @classmethod
     def prepare(
@@ -76,13 +91,17 @@ class LocalLine:
         max_calls: int | None = None,
         overload_lag: float | None = 1.0,
         extra_env: Mapping[str, str] | None = None,
+        seed: bool = True,
+        netns: str | None = None,
     ) -> LocalLine:
         """Create the var dir, the seeded database and the settings; render prompts if there are none.
         `database_url`: another database than a fresh SQLite file under `var` (e.g. a PostgreSQL one).
         `rtp_ports`: the size of Asterisk's RTP range (two ports per call). `overload_lag`: by default 1 s
         rather than the line's 0.25 s, so that a test on a busy shared machine is not turned away as busy
         by its neighbours' load (None: the line's own setting; the benchmarks measure with that).
-        `extra_env`: more settings as IVR_* variables (e.g. IVR_CALLBACK_POLL)."""
+        `extra_env`: more settings as IVR_* variables (e.g. IVR_CALLBACK_POLL). `seed`: False for a
+        database another node already migrated and seeded. `netns`: run Asterisk and the server inside
+        this network namespace (a node of ivr.testbed.cluster)."""
         rtp_start = 30000 + (os.getpid() % 100) * 50 if rtp_ports <= 1000 else 20000
         (var / "log").mkdir(parents=True, exist_ok=True)
         base = load_settings()
@@ -112,7 +131,8 @@ class LocalLine:
         env.update(extra_env or {})
         if not any(base.sounds.glob("ru/operator/*.wav")):
             cls._ivr(env, "prompts", "render", "--no-progress")
-        cls._ivr(env, "db", "init")
+        if seed:
+            cls._ivr(env, "db", "init")
         saved = dict(os.environ)
         os.environ.update(env)  # load_settings() reads the environment: the same view as the servers
         try:
@@ -120,7 +140,7 @@ class LocalLine:
         finally:
             os.environ.clear()
             os.environ.update(saved)
-        return cls(settings=settings, env=env, var=var)
+        return cls(settings=settings, env=env, var=var, netns=netns)
 
     @staticmethod
     def _ivr(env: dict[str, str], *args: str) -> None:
@@ -138,7 +158,9 @@ class LocalLine:
         return self.settings.logs / "ivr.log"
 
     def start(self) -> None:
-        _pid, self.asterisk_boot_seconds = asterisk.start(self.settings, env=self.env)
+        _pid, self.asterisk_boot_seconds = asterisk.start(
+            self.settings, env=self.env, wrap=("ip", "netns", "exec", self.netns) if self.netns else ()
+        )
         try:
             self.start_server()
         except Exception:
@@ -157,14 +179,14 @@ class LocalLine:
         self.server_stderr.append(stderr)
         with stderr.open("wb") as err:
             self.server = subprocess.Popen(
-                [sys.executable, "-m", "ivr.cli", "serve", "--grace", "10", *extra_args],
+                self._wrap([sys.executable, "-m", "ivr.cli", "serve", "--grace", "10", *extra_args]),
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
                 cwd=PROJECT_ROOT,
             )
-        _wait_port(self.settings.agi_port, self.server, stderr)
+        _wait_port(self.settings.agi_port, self.server, stderr, netns=self.netns)
 
     def stop_server(self) -> int:
         if self.server is None:
