@@ -11,7 +11,8 @@ with factory(write=True) as uow:
     uow.commit()               # leaving the block without commit rolls everything back
 ```
 
-Locking: on PostgreSQL, services lock rows with `uow.locked(stmt)` (`SELECT ... FOR UPDATE`). SQLite has no
+Locking: on PostgreSQL, services lock rows with `uow.locked(stmt)` (`SELECT ... FOR UPDATE`; work queues that
+several server nodes drain use `uow.locked(stmt, skip_locked=True)`, `FOR UPDATE SKIP LOCKED`). SQLite has no
 row locks, so a write unit of work starts with `BEGIN IMMEDIATE`, taking the database's write lock at the
 start; concurrent writers queue on the busy timeout instead of failing on a stale read. Read units of work
 start a deferred transaction and, with WAL, never wait for writers.
@@ -207,12 +208,17 @@ class UnitOfWork:
     def today(self) -> dt.date:
         return self._clock().date()
 
-    def locked(self, stmt: S) -> S:
+    def locked(self, stmt: S, *, skip_locked: bool = False) -> S:
         """`stmt` as a locking read: FOR UPDATE where the database has row locks (SQLite is already
-        serialised by BEGIN IMMEDIATE), and always refreshing objects already in the session."""
+        serialised by BEGIN IMMEDIATE), and always refreshing objects already in the session.
+
+        `skip_locked`: FOR UPDATE SKIP LOCKED, for queues that several servers take work from (the
+        outboxes, callbacks): rows another transaction holds are left out instead of waited for, so two
+        nodes' workers take different rows at once instead of one queueing behind the other. Only for
+        reads whose caller is content with fewer rows than exist."""
         stmt = stmt.execution_options(populate_existing=True)
         if self.dialect != "sqlite":
-            stmt = stmt.with_for_update()
+            stmt = stmt.with_for_update(skip_locked=skip_locked)
         return stmt
 
 

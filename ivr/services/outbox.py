@@ -41,13 +41,22 @@ Outbox = type[SmsOutbox] | type[EmailOutbox]
 
 
 def _waiting(uow: UnitOfWork, outbox: Outbox, limit: int) -> Sequence[Any]:
-    """Messages not sent yet and not given up, oldest first, locked for this delivery run."""
+    """Messages not sent yet and not given up, oldest first, locked for this delivery run.
+
+    Several server nodes run a pump each over the one database. On PostgreSQL the claim is
+    `FOR UPDATE SKIP LOCKED`: a message another node's run holds is skipped, not waited for, so the pumps
+    take different messages at once, and one that a run has sent is no longer waiting when its lock goes
+    (the run commits `sent_at` with it). A message is sent once, except at one instant: a node that dies
+    after the gateway took the message and before its commit releases the lock with `sent_at` still
+    empty, and the next run sends it again (at least once, never lost). On SQLite, BEGIN IMMEDIATE
+    serialises the runs."""
     return uow.session.scalars(
         uow.locked(
             select(outbox)
             .where(outbox.sent_at.is_(None), outbox.attempts < MAX_ATTEMPTS)
             .order_by(outbox.id)
-            .limit(limit)
+            .limit(limit),
+            skip_locked=True,
         )
     ).all()
 
