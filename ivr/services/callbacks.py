@@ -111,13 +111,21 @@ def book(
 
 def claim_due(uow: UnitOfWork, *, worker: str, limit: int = 5) -> list[CallbackJob]:
     """Claim up to `limit` due requests for `worker` (commits). Each claim is one conditional UPDATE, so a
-    request another worker claimed first is skipped, never placed twice."""
+    request another worker claimed first is skipped, never placed twice.
+
+    On PostgreSQL the due requests are read `FOR UPDATE SKIP LOCKED`: a request that another node's
+    worker is claiming right now is left to it instead of waited for. Without it, two workers reading the
+    same due rows in different orders (a `due_at` moved between their reads) could each hold one row and
+    wait for the other's: a deadlock that aborts one claim run."""
     now = uow.now()
     due = uow.session.scalars(
-        select(CallbackRequest)
-        .where(CallbackRequest.status == "pending", CallbackRequest.due_at <= now)
-        .order_by(CallbackRequest.due_at, CallbackRequest.id)
-        .limit(limit)
+        uow.locked(
+            select(CallbackRequest)
+            .where(CallbackRequest.status == "pending", CallbackRequest.due_at <= now)
+            .order_by(CallbackRequest.due_at, CallbackRequest.id)
+            .limit(limit),
+            skip_locked=True,
+        )
     ).all()
     jobs: list[CallbackJob] = []
     for request in due:
