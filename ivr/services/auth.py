@@ -11,6 +11,14 @@ the target number. At most `MAX_FAILURES_PER_CALLER` failures per caller per `TH
 targets, and `MAX_FAILURES_PER_TARGET` per target across all callers: beyond that the check answers
 `throttled` without looking at the PIN, and the attempt does not count. The counts live in the database,
 so they hold across server processes. One-time codes: `ivr.services.otp`.
+
+Several server nodes over one database: nothing of this is kept in a process. A subscriber's failure
+counter and lock change only under the subscriber's row lock (`lock_subscriber`, read fresh), so wrong
+PINs on two nodes at the same instant both count and the fifth locks for every node. The throttle counts
+are read before that lock and without one: attempts already in flight when a bucket reaches its limit
+still run, so a caller (or everyone against one number) may exceed the hourly limit by as many attempts
+as they have running at that moment, on all nodes together; each of them is still recorded, and the PIN
+lock of the target caps guessing of one number at `MAX_PIN_FAILURES` anyway.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from ivr.services.common import (
     Origin,
     audit,
     hash_secret,
-    load_subscriber,
+    lock_subscriber,
     queue_sms,
     verify_secret,
 )
@@ -76,9 +76,10 @@ def send_code(
     language: str = "ru",
     origin: Origin = NO_ORIGIN,
 ) -> CodeSent:
-    """Make a code, keep its hash, queue the SMS in this transaction."""
+    """Make a code, keep its hash, queue the SMS in this transaction. The subscriber's row is locked
+    first, so that calls on several server nodes asking at once cannot all pass the hourly count."""
     purpose = _purpose(purpose)
-    sub = load_subscriber(uow, subscriber_id)
+    sub = lock_subscriber(uow, subscriber_id)
     if sub.status == "closed" or not sub.msisdn:
         return CodeSent(status="no_phone")
     now = uow.now()
@@ -128,7 +129,8 @@ def verify_code(
     """Check a keyed code against the newest live code sent in this call for this purpose. Changes state
     (attempts, used): run it in a write unit of work and commit whatever it returns."""
     purpose = _purpose(purpose)
-    sub = load_subscriber(uow, subscriber_id)
+    # The subscriber first, as send_code and verify_pin lock it: one order of locks, no deadlock.
+    sub = lock_subscriber(uow, subscriber_id)
     if throttled(uow, caller, sub.msisdn):
         audit(uow, origin, "auth.throttled", account_id=sub.account_id, subscriber_id=sub.id)
         return CodeCheck(status="throttled")
