@@ -232,7 +232,11 @@ class LineApp:
         """The writer of call records (None when the setting call_records is off)."""
         if not self.settings.call_records:
             return None
-        return CallRecords(self._database(), self.settings.call_record_key or self.settings.ami_secret)
+        return CallRecords(
+            self._database(),
+            self.settings.call_record_key or self.settings.ami_secret,
+            node=self.settings.node_name,
+        )
 
     def _action_invoker(self, call: CallStarted) -> ActionInvoker:
         uow_factory = self._database()

@@ -152,6 +152,7 @@ def call_record(
     seconds: float,
     key: str,
     queue_result: str = "",
+    node: str = "",
 ) -> IvrCall:
     ended_at = trace.started_at + dt.timedelta(seconds=seconds)
     outcome = classify(result, trace.actions)
@@ -177,6 +178,7 @@ def call_record(
         nodes=list(trace.nodes),
         inputs=list(trace.inputs),
         actions=list(trace.actions),
+        node=node[:32],
     )
 
 
@@ -206,13 +208,17 @@ class CallRecords:
     """Writes call records through the line's unit-of-work factory, in a thread of its own: records queue
     up and are written in batches (one transaction for up to BATCH records), so a burst of calls ending
     never takes the action threads, and the database sees one commit per batch, not one per call.
-    `submit` never blocks and never raises; `close` writes what is queued and stops the thread."""
+    `submit` never blocks and never raises; `close` writes what is queued and stops the thread.
+
+    `node`: the name of this server node (settings.node_name), put on every record that does not name one,
+    so that the report of one database shared by several nodes can say which node answered which call."""
 
     BATCH = 200
 
-    def __init__(self, uow_factory: Callable[..., Any], key: str) -> None:
+    def __init__(self, uow_factory: Callable[..., Any], key: str, *, node: str = "") -> None:
         self.uow_factory = uow_factory
         self.key = key
+        self.node = node[:32]
         self.written = 0
         self.lost = 0
         self._queue: queue.SimpleQueue[IvrCall | None] = queue.SimpleQueue()
@@ -220,6 +226,8 @@ class CallRecords:
         self._lock = threading.Lock()
 
     def submit(self, record: IvrCall) -> None:
+        if not record.node:
+            record.node = self.node
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="call-records", daemon=True)

@@ -1,11 +1,13 @@
 """CLI: `ivr report`: how the line served its callers over a period, per line and tree version, from the
-call records (ivr.services.reports). Text by default, `--csv` for a spreadsheet."""
+call records (ivr.services.reports). Text by default, `--csv` for a spreadsheet. When the calls came
+from more than one server node (settings.node_name), the calls of each node too."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import sys
+from collections import Counter
 from typing import Any, TextIO
 
 from ivr.config import Settings
@@ -51,16 +53,31 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _servers(counts: Counter[str]) -> str:
+    """`a 120, b 98` by name (a call recorded without a node name, from before nodes: `(unnamed)`)."""
+    return ", ".join(f"{name or '(unnamed)'} {count}" for name, count in sorted(counts.items()))
+
+
 def _pct(part: float) -> str:
     return f"{100 * part:.1f} %"
 
 
 def write_text(reports: list[Any], first: dt.date, last: dt.date, out: TextIO) -> None:
+    from ivr.services.reports import several_servers
+
     if not reports:
         out.write(f"no calls recorded from {first} to {last}\n")
         return
+    by_server = several_servers(reports)
+    if by_server:
+        total: Counter[str] = Counter()
+        for r in reports:
+            total.update(r.servers)
+        out.write(f"calls by server node, {first} to {last}: {_servers(total)}\n\n")
     for r in reports:
         out.write(f"{r.line} (tree {r.tree_version or '?'}), {first} to {last}: {r.calls} calls\n")
+        if by_server:
+            out.write(f"  by server node: {_servers(r.servers)}\n")
         for label, count in (
             ("contained", r.contained),
             ("self-served", r.self_served),

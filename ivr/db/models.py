@@ -451,6 +451,8 @@ class IvrCall(Base):
     nodes: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     inputs: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     actions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # The server node that answered the call (settings.node_name; "" on a single machine).
+    node: Mapped[str] = mapped_column(String(32), default="", server_default="")
 
     __table_args__ = (Index("ix_ivr_call_line_started", "line", "started_at"),)
 

@@ -8,7 +8,10 @@ For a period, per line and per tree version:
   and no-match (inputs at the node the engine did not get or did not take), each also as a rate of the
   node's visits;
 - the operator queues: calls that joined one, answered by an agent, given up while waiting, and the wait
-  (average and longest) of those whose wait is known (ivr.app.callbacks.QueueWaits records it).
+  (average and longest) of those whose wait is known (ivr.app.callbacks.QueueWaits records it);
+- per server node (`ivr_call.node`, settings.node_name of the node that answered): calls, for a line
+  served by several nodes over one database. `several_servers` says whether more than one node name
+  appears (a single machine records "", and the breakdown would only repeat the total).
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class LineReport:
     queue_waits: int = 0  # calls whose wait is known
     queue_wait_seconds: float = 0.0  # in all
     queue_wait_longest: float = 0.0
+    servers: Counter[str] = field(default_factory=Counter)  # calls by server node ("" = unnamed)
 
     @property
     def average_queue_wait(self) -> float:
@@ -91,6 +95,11 @@ def call_report(
     return [reports[key] for key in sorted(reports)]
 
 
+def several_servers(reports: list[LineReport]) -> bool:
+    """More than one server node name among the calls of these reports: worth a per-node breakdown."""
+    return len({server for r in reports for server in r.servers}) > 1
+
+
 def _calls_by_caller(
     uow: UnitOfWork, calls: list[IvrCall], until: dt.datetime
 ) -> dict[str, list[dt.datetime]]:
@@ -111,6 +120,7 @@ def _calls_by_caller(
 
 def _count(report: LineReport, call: IvrCall, later: dict[str, list[dt.datetime]]) -> None:
     report.calls += 1
+    report.servers[call.node or ""] += 1
     report.seconds += call.seconds
     if call.outcome == "self_served":
         report.self_served += 1
@@ -160,10 +170,12 @@ CSV_COLUMNS = (
 
 
 def write_csv(reports: list[LineReport], out: TextIO) -> None:
-    """One `line` row per line and tree version, then a `reason` row per transfer reason and a `node` row
-    per node."""
+    """One `line` row per line and tree version, then a `reason` row per transfer reason, a `server` row
+    per server node (its calls; only when more than one node name appears) and a `node` row per node of
+    the tree."""
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
+    by_server = several_servers(reports)
     for r in reports:
         base = {"line": r.line, "tree_version": r.tree_version}
         writer.writerow(
@@ -186,6 +198,9 @@ def write_csv(reports: list[LineReport], out: TextIO) -> None:
         )
         for reason, count in sorted(r.transfer_reasons.items()):
             writer.writerow({**base, "row": "reason", "name": reason, "transferred": count})
+        if by_server:
+            for server, count in sorted(r.servers.items()):
+                writer.writerow({**base, "row": "server", "name": server, "calls": count})
         for node, f in sorted(r.nodes.items()):
             writer.writerow(
                 {
