@@ -4,7 +4,7 @@
 #
 #   1. system packages (apt): ffmpeg, sip-tester (sipp), espeak-ng, sox, graphviz, postgresql, python3-venv,
 #      logrotate (the log rule in scripts/systemd is checked by the tests), chromium and chromium-driver
-#      (the staff console's browser tests)
+#      (the staff console's browser tests), kamailio and iproute2 (the local cluster, scripts/cluster.sh)
 #   2. the virtualenv .venv with the project: pip install -e '.[dev,speech,bench]' (again only when pyproject changes)
 #   3. a real Asterisk, project-locally under var/asterisk (scripts/install_asterisk.sh)
 #   4. offline Russian TTS (scripts/install_tts.sh; optional, espeak-ng is the fallback)
@@ -23,7 +23,7 @@ began=$(date +%s%N)
 
 # ---- 1. system packages ------------------------------------------------------------------------
 PACKAGES=(ca-certificates python3 python3-venv python3-pip ffmpeg sip-tester espeak-ng sox graphviz
-    postgresql debootstrap logrotate chromium chromium-driver)
+    postgresql debootstrap logrotate chromium chromium-driver kamailio iproute2)
 if [[ "${IVR_SKIP_APT:-}" != 1 ]]; then
     missing=()
     for pkg in "${PACKAGES[@]}"; do

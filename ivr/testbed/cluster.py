@@ -32,6 +32,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 import urllib.request
@@ -201,6 +202,13 @@ def _pg_bin() -> Path:
     return found[0].parent
 
 
+def pg_root(prefix: str) -> Path:
+    """The server's folder: under the system's temporary folder, because the server runs as the postgres
+    user, who may not enter the cluster's base (a test's temporary folder is private to root). A new one
+    at every `up`; `down` removes it."""
+    return Path(tempfile.gettempdir()) / f"ivr-{prefix}-pg"
+
+
 @dataclass
 class Database:
     plan: ClusterPlan
@@ -208,7 +216,7 @@ class Database:
 
     @property
     def root(self) -> Path:
-        return self.plan.base / "pg"
+        return pg_root(self.plan.prefix)
 
     @property
     def url(self) -> str:
@@ -220,7 +228,8 @@ class Database:
 
     def start(self) -> None:
         bin_dir = _pg_bin()
-        self.root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+        self.root.mkdir(parents=True)
         if os.geteuid() == 0:
             shutil.chown(self.root, user="postgres")
         data = self.root / "data"
@@ -520,6 +529,7 @@ class Cluster:
                     capture_output=True, timeout=30,
                 )  # fmt: skip
         network_down(self.plan.prefix)
+        shutil.rmtree(pg_root(self.plan.prefix), ignore_errors=True)
         if self.kamailio is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.kamailio.wait(timeout=5)
@@ -578,7 +588,7 @@ def status(base: Path) -> tuple[int, str]:
         states = {}
         ok = False
         rows.append(f"  kamailio   {plan.proxy_ip}:{SIP_PORT}  DOWN ({exc})")
-    pg_up = (base / "pg" / "data" / "postmaster.pid").exists()
+    pg_up = (pg_root(plan.prefix) / "data" / "postmaster.pid").exists()
     ok &= pg_up
     rows.append(f"  postgresql {plan.db_ip}:{PG_PORT}  {'up' if pg_up else 'DOWN'}")
     for n in range(1, plan.nodes + 1):
@@ -631,14 +641,14 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError, KeyError):
             prefix = args.prefix
         stop_console(base)
-        pg = _pg_bin() / "pg_ctl"
-        if (base / "pg" / "data").exists():
-            subprocess.run(
-                ["runuser", "-u", "postgres", "--", str(pg), "-D", str(base / "pg" / "data"), "-m", "fast",
-                 "stop"] if os.geteuid() == 0 else [str(pg), "-D", str(base / "pg" / "data"), "stop"],
-                capture_output=True, timeout=60,
-            )  # fmt: skip
+        data = pg_root(prefix) / "data"
+        if data.exists():
+            argv = [str(_pg_bin() / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]
+            if os.geteuid() == 0:
+                argv = ["runuser", "-u", "postgres", "--", *argv]
+            subprocess.run(argv, capture_output=True, timeout=60)
         network_down(prefix)
+        shutil.rmtree(pg_root(prefix), ignore_errors=True)
         (base / "cluster.json").unlink(missing_ok=True)
         print(f"cluster {prefix}: down")
         return 0
