@@ -285,6 +285,12 @@ def test_a_node_lost_under_load_fails_no_new_call(cluster: Cluster, tmp_path: Pa
     lost = [t for t in result.traces if t.node == dead]
     assert lost and all(t.started is not None and t.started < kill for t in lost)
     assert dispatcher_states(cluster.plan)[dead].startswith("I"), dispatcher_states(cluster.plan)
+    # Before the probes took it out, new calls still went to it: each was passed on to the other node
+    # once the lost node had not answered for node_timeout_ms (1 s), and was answered there.
+    passed_on = [t for t in after if t.answered is not None and t.answered - (t.started or 0) >= 0.9]
+    assert passed_on, "no call was passed on from the lost node"
+    kamailio_log = (cluster.plan.base / "kamailio" / "kamailio.log").read_text(errors="replace")
+    assert f"node sip:{dead}:5060 did not answer a call" in kamailio_log
 
     # The node comes back: the probes put it back in the set, and it takes calls again.
     cluster.restart_node(1)
