@@ -89,12 +89,49 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: Settings, *, grace: float, stats_file: str | None = None) -> int:
+    following = _follow_versions(settings)
+    try:
+        return await _serve_calls(settings, following, grace=grace, stats_file=stats_file)
+    finally:
+        if following is not None:
+            follower, database = following
+            follower.stop()
+            database.dispose()
+
+
+def _follow_versions(settings: Settings) -> tuple[Any, Any] | None:
+    """A node of a cluster (settings.follow_versions, docs/scale-out.md): the live versions in the database
+    written under prompts/ now, before the trees load, so the node serves them from its first call (a
+    database out of reach is logged and the node starts on its files). The follower and its database;
+    its polling thread starts once the trees are loaded (a write during the first load would hold it off)."""
+    if not settings.follow_versions:
+        return None
+    from ivr.app.bootstrap import db_timeouts
+    from ivr.cluster.follow import VersionFollower
+    from ivr.db.session import make_uow_factory
+
+    log.info(
+        "node %s follows the versions in the database every %g s",
+        settings.node_name or "(unnamed)",
+        settings.follow_seconds,
+    )
+    database = make_uow_factory(settings.db_url, timeouts=db_timeouts(settings))
+    follower = VersionFollower(settings, database)
+    follower.apply_once()
+    return follower, database
+
+
+async def _serve_calls(
+    settings: Settings, following: tuple[Any, Any] | None, *, grace: float, stats_file: str | None
+) -> int:
     from ivr.app.bootstrap import build_app
     from ivr.app.metrics import LineMetrics, serve_metrics
     from ivr.app.session import CallHandler
     from ivr.telephony.fastagi import FastAgiServer
 
     app = build_app(settings, serving=True)
+    if following is not None:
+        following[0].start()
     metrics = LineMetrics()
     app.on_action_done = metrics.action_done
     call_end, records = _call_end_hook(app, metrics)

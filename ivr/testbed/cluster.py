@@ -491,17 +491,22 @@ class Cluster:
         prompts = var / "prompts"
         if not prompts.exists():
             shutil.copytree(PROJECT_ROOT / "prompts", prompts)
-        env = dict(os.environ)
-        env.update(
-            {
-                "IVR_VAR_DIR": str(var),
-                "IVR_HOME": str(PROJECT_ROOT),
-                "IVR_DATABASE_URL": self.db.url,
-                "IVR_PROMPTS_DIR": str(prompts),
-                "IVR_SOUNDS_DIR": str(self.nodes[0].settings.sounds) if self.nodes else "",
-                "IVR_WEB_HOST": self.plan.host_ip,
-            }
-        )
+        # A settings file of its own (it holds the database password: 0600), so that `ivr staff add` can
+        # be pointed at the cluster's database: IVR_CONFIG=<base>/console.toml ivr staff add NAME ...
+        config = self.plan.base / "console.toml"
+        values = {
+            "var_dir": str(var),
+            "database_url": self.db.url,
+            "prompts_dir": str(prompts),
+            "web_host": self.plan.host_ip,
+            **({"sounds_dir": str(self.nodes[0].settings.sounds)} if self.nodes else {}),
+        }
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write("# The local cluster's staff console (scripts/cluster.sh); keep private.\n")
+            fh.writelines(f"{key} = {json.dumps(value)}\n" for key, value in values.items())
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
+        env["IVR_CONFIG"] = str(config)
         (var / "log").mkdir(parents=True, exist_ok=True)
         logfile = (var / "log" / "web.stderr").open("ab")
         self.console = subprocess.Popen(
@@ -611,7 +616,10 @@ def status(base: Path) -> tuple[int, str]:
         rows.append(f"  node n{n}    {ip}:{SIP_PORT}  {in_set}, {server}")
     console = base / "console.pid"
     if console.exists():
-        rows.append(f"  console    http://{plan.host_ip}:8480/ (staff accounts: ivr staff add)")
+        rows.append(
+            f"  console    http://{plan.host_ip}:8480/  (a first account: "
+            f"IVR_CONFIG={base / 'console.toml'} .venv/bin/ivr staff add NAME --role admin)"
+        )
     return (0 if ok else 1), "\n".join(rows)
 
 
