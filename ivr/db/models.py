@@ -31,6 +31,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -457,6 +458,9 @@ class IvrCall(Base):
     __table_args__ = (Index("ix_ivr_call_line_started", "line", "started_at"),)
 
 
+OPEN_CALLBACK = "status IN ('pending', 'dialing')"
+
+
 class CallbackRequest(Base):
     """A caller who chose to be called back instead of waiting in an operator queue (ivr.app.queueing).
     `ivr serve` places it later through AMI (ivr.app.callbacks): an agent first, then the caller.
@@ -485,6 +489,20 @@ class CallbackRequest(Base):
     claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     last_result: Mapped[str] = mapped_column(String(32), default="")
+
+    # At most one open request per number and queue, whichever server books it: the second of two bookings
+    # at the same instant (two calls from one number, on one node or on two) fails here and is told
+    # "already booked" (ivr.services.callbacks.book).
+    __table_args__ = (
+        Index(
+            "uq_callback_request_open",
+            "number",
+            "queue",
+            unique=True,
+            sqlite_where=text(OPEN_CALLBACK),
+            postgresql_where=text(OPEN_CALLBACK),
+        ),
+    )
 
 
 # ---- the staff console (ivr/web) --------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 The rules that make a callback happen once:
 - One request per call (`call_id` is unique), and at most one open request (pending or dialing) per number
-  and queue: a caller who asks twice is told it is already booked.
+  and queue: a caller who asks twice is told it is already booked. The database holds both rules (a unique
+  index on open requests, migration 0010), so two bookings at the same instant on two servers cannot both
+  land.
 - A request is *claimed* before it is placed: one UPDATE from pending to dialing that names the state it
   expects, so of two servers (or two loops) that see the same due request only one wins it
   (`claim_due`). The attempt is counted when it is claimed.
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ivr.db.models import CallbackRequest
 from ivr.db.session import UnitOfWork
@@ -75,18 +78,9 @@ def book(
     digits = callback_number(number)
     if digits is None:
         return Booking("invalid_number")
-    mine = uow.session.scalars(select(CallbackRequest.id).where(CallbackRequest.call_id == call_id)).first()
-    if mine is not None:
-        return Booking("already", mine)
-    open_one = uow.session.scalars(
-        select(CallbackRequest.id).where(
-            CallbackRequest.number == digits,
-            CallbackRequest.queue == queue,
-            CallbackRequest.status.in_(OPEN),
-        )
-    ).first()
-    if open_one is not None:
-        return Booking("already", open_one)
+    found = _existing(uow, call_id, digits, queue)
+    if found is not None:
+        return Booking("already", found)
     now = uow.now()
     request = CallbackRequest(
         call_id=call_id,
@@ -104,9 +98,33 @@ def book(
         last_result="",
     )
     uow.session.add(request)
-    uow.session.flush()
-    uow.commit()
+    try:
+        uow.session.flush()
+        uow.commit()
+    except IntegrityError:
+        # Another booking for the same number and queue (or the same call) won the race between the
+        # check above and this insert: the database's unique indexes refused this one.
+        uow.rollback()
+        found = _existing(uow, call_id, digits, queue)
+        if found is None:
+            raise
+        return Booking("already", found)
     return Booking("booked", request.id)
+
+
+def _existing(uow: UnitOfWork, call_id: str, number: str, queue: str) -> int | None:
+    """This call's request, else the open request for the number and queue, else None."""
+    mine = uow.session.scalars(select(CallbackRequest.id).where(CallbackRequest.call_id == call_id)).first()
+    if mine is not None:
+        return int(mine)
+    open_one = uow.session.scalars(
+        select(CallbackRequest.id).where(
+            CallbackRequest.number == number,
+            CallbackRequest.queue == queue,
+            CallbackRequest.status.in_(OPEN),
+        )
+    ).first()
+    return None if open_one is None else int(open_one)
 
 
 def claim_due(uow: UnitOfWork, *, worker: str, limit: int = 5) -> list[CallbackJob]:

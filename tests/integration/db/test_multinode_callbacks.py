@@ -144,3 +144,41 @@ def test_a_request_one_node_is_claiming_is_left_to_it(nodes: Nodes, clock: TestC
         held.rollback()
     with nodes[0](write=True) as uow:
         assert [j.id for j in callbacks.claim_due(uow, worker="node-a")] == ids[:1]
+
+
+def test_two_bookings_for_one_number_at_the_same_instant_make_one_request(nodes: Nodes) -> None:
+    # Two calls from the same number, on two nodes, ask for a callback at the same moment: both pass the
+    # "already booked?" check, and the database's unique index on open requests refuses the second insert.
+    rounds = 12
+    results: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def book(factory: UowFactory, node: str, n: int, start: threading.Barrier) -> None:
+        start.wait()
+        with factory(write=True) as uow:
+            booked = callbacks.book(
+                uow, call_id=f"{node}-{n}.1", line="operator", did="0505", queue="operators",
+                number=f"7926{n:07d}", language="ru", context={},
+            )  # fmt: skip
+        with lock:
+            results.append((f"7926{n:07d}", booked.status))
+
+    for n in range(rounds):
+        start = threading.Barrier(2)
+        threads = [
+            threading.Thread(target=book, args=(factory, node, n, start))
+            for factory, node in zip(nodes, ("node-a", "node-b"), strict=True)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    by_number: dict[str, list[str]] = {}
+    for number, status in results:
+        by_number.setdefault(number, []).append(status)
+    assert all(sorted(s) == ["already", "booked"] for s in by_number.values()), by_number
+    with nodes[0]() as uow:
+        open_rows = uow.session.scalars(
+            select(CallbackRequest.number).where(CallbackRequest.number.like("7926%"))
+        ).all()
+    assert sorted(open_rows) == sorted(by_number), "one request per number"
