@@ -14,12 +14,10 @@ import logging
 import threading
 from collections.abc import Mapping
 
-from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.config import Settings
-from ivr.db.models import TreeVersion
-from ivr.db.session import UnitOfWork, UowFactory
+from ivr.db.session import UowFactory
 from ivr.services import tree_versions as versions
 from ivr.web.files import read_line
 from ivr.web.publish import PublishError, install_version
@@ -27,26 +25,6 @@ from ivr.web.publish import PublishError, install_version
 log = logging.getLogger(__name__)
 
 STOP_WAIT_SECONDS = 30.0  # at shutdown, how long a version being rendered and written may take to finish
-
-
-def live_numbers(uow: UnitOfWork) -> dict[str, int]:
-    """Every line's live version number, in one query that reads no files. The live version is the one
-    published last, ordered exactly as `tree_versions.live` orders it."""
-    rank = (
-        func.row_number()
-        .over(
-            partition_by=TreeVersion.line,
-            order_by=(TreeVersion.published_at.desc(), TreeVersion.number.desc()),
-        )
-        .label("rank")
-    )
-    ranked = (
-        select(TreeVersion.line, TreeVersion.number, rank)
-        .where(TreeVersion.published_at.is_not(None))
-        .subquery()
-    )
-    rows = uow.session.execute(select(ranked.c.line, ranked.c.number).where(ranked.c.rank == 1))
-    return {line: number for line, number in rows}
 
 
 def _database_failure(exc: BaseException) -> str:
@@ -81,7 +59,7 @@ class VersionFollower:
         whose files were written, with the version number."""
         try:
             with self.uow_factory() as uow:
-                live = live_numbers(uow)
+                live = versions.live_numbers(uow)
         except SQLAlchemyError as exc:
             self._lost_database(exc)
             return {}
