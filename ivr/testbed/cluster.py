@@ -51,7 +51,7 @@ KAMAILIO_MODULES = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
 SIP_PORT = 5060
 PG_PORT = 5432
 METRICS_PORT = 9464
-_NAME = re.compile(r"[a-z][a-z0-9]{1,7}")
+_NAME = re.compile(r"[a-z][a-z0-9]{1,6}")  # 7 at most: "<prefix>-callers" is a 15-character link name
 _SUBNET = re.compile(r"(10|172\.(1[6-9]|2[0-9]|3[01])|192\.168)(\.[0-9]{1,3}){1,2}")
 
 
@@ -74,7 +74,7 @@ class ClusterPlan:
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.prefix):
-            raise ClusterError(f"prefix {self.prefix!r}: 2-8 lower-case letters and digits")
+            raise ClusterError(f"prefix {self.prefix!r}: 2-7 lower-case letters and digits")
         if not _SUBNET.fullmatch(self.subnet) or self.subnet.count(".") != 2:
             raise ClusterError(f"subnet {self.subnet!r}: three octets of a private range, e.g. 10.77.0")
         if not 1 <= self.nodes <= 9:
@@ -341,7 +341,11 @@ def kamcmd(plan: ClusterPlan, *command: str) -> str:
 
 def dispatcher_states(plan: ClusterPlan) -> dict[str, str]:
     """Node address -> Kamailio's flags for it ("AP": active and probed; "IP": inactive, probing)."""
-    text = kamcmd(plan, "dispatcher.list")
+    return parse_dispatcher_list(kamcmd(plan, "dispatcher.list"))
+
+
+def parse_dispatcher_list(text: str) -> dict[str, str]:
+    """`kamcmd dispatcher.list` output -> node address -> flags."""
     states: dict[str, str] = {}
     uri = ""
     for row in text.splitlines():
