@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from ivr.config import PROJECT_ROOT, load_settings
 from ivr.db.models import IvrCall, SmsOutbox
 from ivr.db.session import UowFactory, make_uow_factory
-from ivr.testbed.cluster import Cluster, ClusterPlan, dispatcher_states
+from ivr.testbed.cluster import Cluster, ClusterPlan, dispatcher_states, network_down
 from ivr.testbed.cluster_calls import CallBatch, ClusterCall, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -60,6 +60,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     _require_cluster_pieces()
     # a prefix and a subnet of their own, so that a demo cluster (scripts/cluster.sh) can run beside it
     plan = ClusterPlan(base=tmp_path_factory.mktemp("cluster"), nodes=2, prefix="ivrt", subnet="10.78.0")
+    network_down(plan.prefix)  # whatever a run that was killed left behind
     running = Cluster(plan)
     running.up(extra_env={"IVR_FOLLOW_SECONDS": "1", "IVR_OVERLOAD_LAG": "1.0"})
     try:
