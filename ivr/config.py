@@ -68,8 +68,8 @@ class Settings:
     call_record_key: str = field(default="", repr=False)
     call_records: bool = True  # keep a record per call (docs/operations.md, Call records and the report)
 
-    # Where Asterisk takes SIP and RTP (asterisk_conf/pjsip.conf), and where the test callers dial it: loopback
-    # on one machine, the node's own address in a cluster (docs/scale-out.md).
+    # Where Asterisk takes SIP and RTP (asterisk_conf/pjsip.conf), and where the test callers dial it:
+    # loopback on one machine, the node's own address in a cluster (docs/scale-out.md).
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
     # One node of several behind a SIP proxy (docs/scale-out.md): its name, unique in the cluster. It becomes

@@ -14,7 +14,7 @@ all from small fixed sets.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -202,6 +202,39 @@ class ServerCollector(Collector):
                 counter = CounterMetricFamily(name, help_text)
                 counter.add_metric([], float(media.get(key, 0)))
                 yield counter
+
+
+class VersionCollector(Collector):
+    """Which version of each line this server has in service, read at scrape time: the tree's own
+    `version` (ivr_tree_version, the version as a label), and on a node that follows the database
+    (docs/scale-out.md) the published version number it put in service (ivr_published_version). Summed
+    over the nodes, they show a publish reaching every node, or a node left behind."""
+
+    def __init__(
+        self,
+        trees: Callable[[], dict[str, str]],
+        published: Callable[[], dict[str, int]] | None = None,
+    ) -> None:
+        self.trees = trees
+        self.published = published
+
+    def collect(self) -> Iterator[Any]:
+        info = GaugeMetricFamily(
+            "ivr_tree_version", "The tree version in service, per line (1; the version is a label)",
+            labels=["line", "version"],
+        )  # fmt: skip
+        for line, version in sorted(self.trees().items()):
+            info.add_metric([line, version], 1.0)
+        yield info
+        if self.published is not None:
+            numbers = GaugeMetricFamily(
+                "ivr_published_version",
+                "The published version (tree_version number) this node has in service, per line",
+                labels=["line"],
+            )
+            for line, number in sorted(self.published().items()):
+                numbers.add_metric([line], float(number))
+            yield numbers
 
 
 def _gauge(name: str, help_text: str, value: object) -> GaugeMetricFamily:

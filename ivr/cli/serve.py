@@ -125,7 +125,7 @@ async def _serve_calls(
     settings: Settings, following: tuple[Any, Any] | None, *, grace: float, stats_file: str | None
 ) -> int:
     from ivr.app.bootstrap import build_app
-    from ivr.app.metrics import LineMetrics, serve_metrics
+    from ivr.app.metrics import LineMetrics, VersionCollector, serve_metrics
     from ivr.app.session import CallHandler
     from ivr.telephony.fastagi import FastAgiServer
 
@@ -161,6 +161,13 @@ async def _serve_calls(
     await server.start()
     server.install_signal_handlers(asyncio.get_running_loop())
     if settings.metrics_port:
+        follower = following[0] if following is not None else None
+        metrics.registry.register(
+            VersionCollector(
+                app.trees.versions,
+                (lambda: dict(follower.applied)) if follower is not None else None,
+            )
+        )
         try:
             port = serve_metrics(metrics, server, settings.metrics_host, settings.metrics_port)
             log.info("metrics on http://%s:%s/metrics", settings.metrics_host, port)

@@ -609,7 +609,14 @@ def status(base: Path) -> tuple[int, str]:
             active = next(
                 (r.split()[-1] for r in text.splitlines() if r.startswith("ivr_calls_in_progress ")), "?"
             )
+            published = sorted(
+                r.split('"')[1] + " v" + r.split()[-1].removesuffix(".0")
+                for r in text.splitlines()
+                if r.startswith("ivr_published_version{")
+            )
             server = f"server up, {active} call(s)"
+            if published:
+                server += f", published {', '.join(published)}"
         except OSError:
             server = "server DOWN"
             ok = False

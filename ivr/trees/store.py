@@ -155,6 +155,11 @@ class TreeStore:
         with self._lock:
             return self._trees[line], self._texts[line]
 
+    def versions(self) -> dict[str, str]:
+        """Each line's tree version in service now (no reload: for a metrics scrape)."""
+        with self._lock:
+            return {line: str(tree.version) for line, tree in self._trees.items()}
+
     def texts(self, line: str) -> TextCatalog:
         """The texts of the line's current good set (what its tree was checked against)."""
         with self._lock:

@@ -252,6 +252,11 @@ def test_a_publish_reaches_every_node(cluster: Cluster, db: UowFactory, tmp_path
     rows = records_since(db, since, 4)
     assert {r.node for r in rows} == {"n1", "n2"}
     assert {r.tree_version for r in rows} == {new}, [(r.node, r.tree_version) for r in rows]
+    # Each node says so on /metrics too: the published version it put in service, and the tree's version.
+    for n in (1, 2):
+        samples = cluster.metrics(n)
+        assert samples.get('ivr_published_version{line="operator"}') == number, n
+        assert samples.get(f'ivr_tree_version{{line="operator",version="{new}"}}') == 1.0, n
 
 
 def test_a_node_lost_under_load_fails_no_new_call(cluster: Cluster, tmp_path: Path) -> None:

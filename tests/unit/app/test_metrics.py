@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
-from ivr.app.metrics import LineMetrics, ServerCollector
+from ivr.app.metrics import LineMetrics, ServerCollector, VersionCollector
 
 
 class FakeServer:
@@ -138,3 +138,27 @@ def test_the_media_path_figures_are_read_when_scraped() -> None:
     plain = LineMetrics()
     plain.registry.register(ServerCollector(FakeServer()))  # media off: no media figures at all
     assert "ivr_media_calls" not in scrape(plain)
+
+
+def test_the_versions_in_service_are_read_when_scraped() -> None:
+    metrics = LineMetrics()
+    trees = {"operator": "2026.12.1"}
+    applied: dict[str, int] = {}
+    metrics.registry.register(VersionCollector(lambda: dict(trees), lambda: dict(applied)))
+    text = scrape(metrics)
+    assert 'ivr_tree_version{line="operator",version="2026.12.1"} 1.0' in text
+    assert "ivr_published_version{" not in text  # nothing taken from the database yet
+    trees["operator"] = "2026.12.2"
+    applied["operator"] = 7
+    text = scrape(metrics)
+    assert 'ivr_tree_version{line="operator",version="2026.12.2"} 1.0' in text
+    assert 'version="2026.12.1"' not in text
+    assert 'ivr_published_version{line="operator"} 7.0' in text
+
+
+def test_a_server_that_does_not_follow_the_database_has_no_published_version() -> None:
+    metrics = LineMetrics()
+    metrics.registry.register(VersionCollector(lambda: {"loyalty": "3"}))
+    text = scrape(metrics)
+    assert 'ivr_tree_version{line="loyalty",version="3"} 1.0' in text
+    assert "ivr_published_version" not in text
