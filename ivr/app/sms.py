@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -141,6 +142,9 @@ def deliver_pending(uow_factory: UowFactory, sender: SmsSender, limit: int = 100
     return sent
 
 
+BATCH = 100  # messages per delivery run (one transaction holds their row locks while they are sent)
+
+
 class SmsPump:
     """Delivers the outbox in a background thread: at once after `kick()` (the session's invoker kicks it
     after every action that writes) and every `interval` seconds anyway. `stop()` delivers what is left and
@@ -186,9 +190,19 @@ class SmsPump:
         self._deliver()  # whatever was queued while the last run was going
 
     def _deliver(self) -> None:
+        """Runs of at most BATCH messages until a run is not full: a burst goes out now, not one batch per
+        wake-up (every `interval` s), and each run's transaction stays short."""
         try:
-            self.sent += deliver_pending(self.uow_factory, self.sender)
-            if self.mail_sender is not None:
-                self.sent += deliver_pending_mail(self.uow_factory, self.mail_sender)
+            self._drain(lambda limit: deliver_pending(self.uow_factory, self.sender, limit))
+            mail = self.mail_sender
+            if mail is not None:
+                self._drain(lambda limit: deliver_pending_mail(self.uow_factory, mail, limit))
         except Exception:
             log.exception("sms delivery run failed")
+
+    def _drain(self, run: Callable[[int], int]) -> None:
+        while True:
+            sent = run(BATCH)
+            self.sent += sent
+            if sent < BATCH or self._stopping:
+                return

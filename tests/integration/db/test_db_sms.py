@@ -106,3 +106,34 @@ def test_statements_by_email_are_delivered_by_the_pump(uow_factory: UowFactory, 
     assert sent["subject"].startswith("Детализация расходов")
     with uow_factory() as uow:
         assert all(m.sent_at is not None for m in uow.session.scalars(select(EmailOutbox)))
+
+
+def test_one_kick_delivers_a_burst_larger_than_a_run(uow_factory: UowFactory, tmp_path: Path) -> None:
+    # 250 SMS (two and a half runs of BATCH) and one kick: all go out now, not one run per wake-up.
+    import threading
+
+    from ivr.app.sms import BATCH, SmsPump
+
+    burst = 2 * BATCH + BATCH // 2
+    with uow_factory(write=True) as uow:
+        for n in range(burst):
+            row = SmsOutbox(msisdn="79161234567", text=f"burst {n}", kind="test", created_at=uow.now())
+            uow.session.add(row)
+        uow.commit()
+    done = threading.Event()
+
+    class Sender(FlakySender):
+        def send(self, sms: OutgoingSms) -> None:
+            super().send(sms)
+            if len(self.sent) == burst:
+                done.set()
+
+    sender = Sender(set())
+    pump = SmsPump(uow_factory, sender, interval=3600)
+    pump.start()
+    pump.kick()
+    try:
+        assert done.wait(60), f"{len(sender.sent)} of {burst} sent after one kick"
+    finally:
+        pump.stop()
+    assert sorted(s.text for s in sender.sent) == sorted(f"burst {n}" for n in range(burst))
