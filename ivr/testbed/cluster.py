@@ -14,10 +14,10 @@ maps the same pieces onto several real machines.
 Every namespace has a veth pair whose other end is on the bridge; nothing is routed, so traffic only goes
 to those addresses. `down` kills every process in the namespaces and deletes them and the bridge.
 
-Each node is the line exactly as on one machine (`ivr.testbed.localline.LocalLine`), with its own var dir
-and its own prompts/ folder, which follows the versions published in the database (settings
-follow_versions). Prompt audio is shared (the project's var/sounds): files are named by a hash of their
-text and written atomically, so nodes rendering the same new text at once write the same bytes.
+Each node is the line exactly as on one machine (`ivr.testbed.localline.LocalLine`), with its own var dir,
+its own prompts/ folder, which follows the versions published in the database (settings
+follow_versions), and its own rendered audio (hard links to the project's var/sounds to start with): the
+nodes share nothing but PostgreSQL.
 """
 
 from __future__ import annotations
@@ -361,6 +361,23 @@ def parse_dispatcher_list(text: str) -> dict[str, str]:
 # ---- the cluster -----------------------------------------------------------------------------------
 
 
+def own_files(var: Path) -> Path:
+    """A node's (or the console's) own prompts/ and sounds under `var`, as on a machine of its own: a copy
+    of the project's prompts/, and its rendered audio as hard links to the project's var/sounds (no copy
+    of the bytes; rendering replaces files by rename, never writes into one, so a node rendering a new text
+    never touches what another node plays). Returns the prompts folder."""
+    from ivr.config import load_settings
+
+    prompts = var / "prompts"
+    if not prompts.exists():
+        shutil.copytree(PROJECT_ROOT / "prompts", prompts)
+    sounds = var / "sounds"
+    if not sounds.exists():
+        var.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cp", "-al", str(load_settings().sounds), str(sounds)], check=True)
+    return prompts
+
+
 @dataclass
 class Cluster:
     plan: ClusterPlan
@@ -449,6 +466,7 @@ class Cluster:
             "IVR_CARRIER_CONTACT": f"sip:{self.plan.proxy_ip}:{SIP_PORT}",
             "IVR_FOLLOW_VERSIONS": "true",
             "IVR_PROMPTS_DIR": str(self.node_var(n) / "prompts"),
+            "IVR_SOUNDS_DIR": str(self.node_var(n) / "sounds"),
         }
 
     def node_ip(self, n: int) -> str:
@@ -457,9 +475,7 @@ class Cluster:
     def start_node(self, n: int, *, log_level: str = "INFO", extra_env: dict[str, str] | None = None) -> None:
         assert self.db is not None
         var = self.node_var(n)
-        prompts = var / "prompts"
-        if not prompts.exists():
-            shutil.copytree(PROJECT_ROOT / "prompts", prompts)
+        own_files(var)
         node = LocalLine.prepare(
             var,
             database_url=self.db.url,
@@ -492,9 +508,7 @@ class Cluster:
     def start_console(self) -> None:
         assert self.db is not None
         var = self.plan.base / "console"
-        prompts = var / "prompts"
-        if not prompts.exists():
-            shutil.copytree(PROJECT_ROOT / "prompts", prompts)
+        prompts = own_files(var)
         # A settings file of its own (it holds the database password: 0600), so that `ivr staff add` can
         # be pointed at the cluster's database: IVR_CONFIG=<base>/console.toml ivr staff add NAME ...
         config = self.plan.base / "console.toml"
@@ -503,7 +517,7 @@ class Cluster:
             "database_url": self.db.url,
             "prompts_dir": str(prompts),
             "web_host": self.plan.host_ip,
-            **({"sounds_dir": str(self.nodes[0].settings.sounds)} if self.nodes else {}),
+            "sounds_dir": str(var / "sounds"),
         }
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

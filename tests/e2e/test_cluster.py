@@ -22,10 +22,10 @@ import pytest
 from e2e_support import IN_CI, require_line_pieces
 from sqlalchemy import func, select
 
-from ivr.config import PROJECT_ROOT, load_settings
+from ivr.config import load_settings
 from ivr.db.models import IvrCall, SmsOutbox
 from ivr.db.session import UowFactory, make_uow_factory
-from ivr.testbed.cluster import Cluster, ClusterPlan, dispatcher_states, network_down
+from ivr.testbed.cluster import Cluster, ClusterPlan, dispatcher_states, network_down, own_files
 from ivr.testbed.cluster_calls import CallBatch, ClusterCall, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -212,11 +212,10 @@ def test_a_publish_reaches_every_node(cluster: Cluster, db: UowFactory, tmp_path
 
     assert cluster.db is not None
     # The console's side, as `ivr web` does it: its own copy of prompts/, the shared database.
-    console_prompts = tmp_path / "console" / "prompts"
-    shutil.copytree(PROJECT_ROOT / "prompts", console_prompts)
+    console_prompts = own_files(tmp_path / "console")
     settings = load_settings(
         var_dir=tmp_path / "console", database_url=cluster.db.url, prompts_dir=console_prompts,
-        sounds_dir=cluster.nodes[0].settings.sounds,
+        sounds_dir=tmp_path / "console" / "sounds",
     )  # fmt: skip
     files = read_line(console_prompts, "operator")
     with db(write=True) as uow:
@@ -225,11 +224,19 @@ def test_a_publish_reaches_every_node(cluster: Cluster, db: UowFactory, tmp_path
     tree = files["operator.yaml"]
     old = next(row.split('"')[1] for row in tree.splitlines() if row.startswith("version:"))
     new = f"{old}-cluster"
+    # a new tree version and a new greeting: every node must render the new text into its own audio
+    texts = files["texts/operator.ru.yaml"]
+    assert "\nwelcome: Здравствуйте!\n" in texts
+    edited = {
+        **files,
+        "operator.yaml": tree.replace(f'"{old}"', f'"{new}"', 1),
+        "texts/operator.ru.yaml": texts.replace(
+            "\nwelcome: Здравствуйте!\n", "\nwelcome: Здравствуйте! Вас обслуживает кластер.\n"
+        ),
+    }
     with db(write=True) as uow:
         versions.open_draft(uow, "operator", "editor")
-        versions.update_draft(
-            uow, "operator", "editor", {**files, "operator.yaml": tree.replace(f'"{old}"', f'"{new}"', 1)}
-        )
+        versions.update_draft(uow, "operator", "editor", edited)
         number = versions.save_version(uow, "operator", "editor", "cluster test").number
         uow.commit()
     publish_version(settings, db, "operator", number, "editor")
@@ -245,6 +252,12 @@ def test_a_publish_reaches_every_node(cluster: Cluster, db: UowFactory, tmp_path
             break
         time.sleep(0.3)
     assert all(taken), taken
+    # each node rendered the new greeting into its own audio folder; the project's (which the nodes'
+    # folders started as hard links of) never saw it: the nodes share nothing but the database
+    project = {p.name for p in (load_settings().sounds / "ru" / "operator").glob("welcome.*.wav")}
+    for n in (1, 2):
+        greeting = cluster.node_var(n) / "sounds" / "ru" / "operator"
+        assert {p.name for p in greeting.glob("welcome.*.wav")} - project, f"n{n} rendered no new greeting"
     since = utcnow()
     time.sleep(3)  # the node's tree store polls its files every 2 s
     result = calls(cluster, tmp_path, [ClusterCall(SUBSCRIBER, "1") for _ in range(4)], rate=2, hold=1)
