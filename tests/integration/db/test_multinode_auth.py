@@ -5,37 +5,20 @@ concurrent attempts run in threads released together by a barrier. Nothing of th
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
 
 import pytest
-from dbfixtures import IVAN, MARIA, TestClock, demo_ids
+from dbfixtures import IVAN, MARIA, demo_ids
+from multinode import Nodes, all_at_once
 from sqlalchemy import func, select
 
 from ivr.db.models import AuthFailure, OneTimeCode, Subscriber
-from ivr.db.session import UowFactory, make_uow_factory
+from ivr.db.session import UowFactory
 from ivr.services import auth, otp
 
 pytestmark = [pytest.mark.postgres, pytest.mark.parametrize("db_kind", ["postgresql"])]
 
-Nodes = tuple[UowFactory, UowFactory]
-R = TypeVar("R")
 IVAN_PIN = "1234"
-
-
-@pytest.fixture
-def nodes(db_url: str, clock: TestClock) -> Iterator[Nodes]:
-    """Two nodes over one database: two engines, two pools."""
-    a = make_uow_factory(db_url, clock=clock)
-    b = make_uow_factory(db_url, clock=clock)
-    try:
-        yield a, b
-    finally:
-        a.dispose()
-        b.dispose()
 
 
 def _check(factory: UowFactory, number: str, pin: str, caller: str = auth.NO_CALLER) -> auth.PinCheck:
@@ -43,17 +26,6 @@ def _check(factory: UowFactory, number: str, pin: str, caller: str = auth.NO_CAL
         result = auth.verify_pin(uow, number, pin, caller=caller)
         uow.commit()
     return result
-
-
-def _all_at_once(count: int, work: Callable[[int], R]) -> list[R]:
-    barrier = threading.Barrier(count)
-
-    def run(i: int) -> R:
-        barrier.wait()
-        return work(i)
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(run, range(count)))
 
 
 def _failures(factory: UowFactory, number: str) -> tuple[int, int]:
@@ -77,7 +49,7 @@ def test_wrong_pins_on_two_nodes_add_up_to_the_lock(nodes: Nodes) -> None:
 
 
 def test_wrong_pins_at_the_same_instant_on_two_nodes_all_count(nodes: Nodes) -> None:
-    results = _all_at_once(4, lambda i: _check(nodes[i % 2], IVAN, "0000", caller=f"7999000000{i}"))
+    results = all_at_once(4, lambda i: _check(nodes[i % 2], IVAN, "0000", caller=f"7999000000{i}"))
     assert [r.status for r in results] == ["wrong"] * 4
     assert sorted(r.attempts_left for r in results) == [1, 2, 3, 4]  # no two saw the same count
     assert _failures(nodes[1], IVAN) == (4, 4)
@@ -86,7 +58,7 @@ def test_wrong_pins_at_the_same_instant_on_two_nodes_all_count(nodes: Nodes) -> 
 
 
 def test_a_burst_across_two_nodes_locks_after_exactly_five(nodes: Nodes) -> None:
-    results = _all_at_once(12, lambda i: _check(nodes[i % 2], IVAN, "0000", caller=f"799900000{i:02d}"))
+    results = all_at_once(12, lambda i: _check(nodes[i % 2], IVAN, "0000", caller=f"799900000{i:02d}"))
     assert Counter(r.status for r in results) == {"wrong": 4, "locked": 8}
     assert sorted(r.attempts_left for r in results if r.status == "wrong") == [1, 2, 3, 4]
     # Attempts on a locked number do not count: exactly the five that led to the lock are recorded.
@@ -114,7 +86,7 @@ def test_one_time_codes_asked_at_once_on_two_nodes_keep_the_hourly_limit(nodes: 
             uow.commit()
         return sent.status
 
-    statuses = _all_at_once(8, send)
+    statuses = all_at_once(8, send)
     assert Counter(statuses) == {"ok": otp.MAX_CODES_PER_HOUR, "throttled": 8 - otp.MAX_CODES_PER_HOUR}
     with nodes[1]() as uow:
         made = uow.session.scalar(

@@ -10,32 +10,19 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 from dbfixtures import TestClock
+from multinode import Nodes
 from sqlalchemy import select
 
 from ivr.db.models import CallbackRequest
-from ivr.db.session import UowFactory, make_uow_factory
+from ivr.db.session import UowFactory
 from ivr.services import callbacks
 
 pytestmark = [pytest.mark.postgres, pytest.mark.parametrize("db_kind", ["postgresql"])]
 
-Nodes = tuple[UowFactory, UowFactory]
 REQUESTS = 60
-
-
-@pytest.fixture
-def nodes(db_url: str, clock: TestClock) -> Iterator[Nodes]:
-    """Two nodes over one database: two engines, two pools."""
-    a = make_uow_factory(db_url, clock=clock)
-    b = make_uow_factory(db_url, clock=clock)
-    try:
-        yield a, b
-    finally:
-        a.dispose()
-        b.dispose()
 
 
 def _book(factory: UowFactory, count: int) -> list[int]:

@@ -8,49 +8,20 @@ back; `invoke` runs it again, which now finds the stored result."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
 
 import pytest
-from dbfixtures import ANNA, NATALIA, TestClock, demo_ids
+from dbfixtures import ANNA, NATALIA, demo_ids
+from multinode import Nodes, all_at_once
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from ivr.app.actions import ActionContext, invoke
 from ivr.db.models import Account, IdempotencyRecord, PointsEntry, Subscriber
-from ivr.db.session import UowFactory, make_uow_factory
+from ivr.db.session import UowFactory
 from ivr.services import bonus
 
 pytestmark = [pytest.mark.postgres, pytest.mark.parametrize("db_kind", ["postgresql"])]
-
-Nodes = tuple[UowFactory, UowFactory]
-R = TypeVar("R")
-
-
-@pytest.fixture
-def nodes(db_url: str, clock: TestClock) -> Iterator[Nodes]:
-    """Two nodes over one database: two engines, two pools."""
-    a = make_uow_factory(db_url, clock=clock)
-    b = make_uow_factory(db_url, clock=clock)
-    try:
-        yield a, b
-    finally:
-        a.dispose()
-        b.dispose()
-
-
-def _all_at_once(count: int, work: Callable[[int], R]) -> list[R]:
-    barrier = threading.Barrier(count)
-
-    def run(i: int) -> R:
-        barrier.wait()
-        return work(i)
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(run, range(count)))
 
 
 def _points(factory: UowFactory, account_id: int) -> tuple[int, int]:
@@ -71,7 +42,7 @@ def test_one_key_invoked_on_two_nodes_at_once_redeems_once(nodes: Nodes) -> None
         ActionContext("node-a-1712.44", "operator", "ru", {"subscriber_id": sub_id}, factory, key)
         for factory in nodes
     ]
-    results = _all_at_once(16, lambda i: invoke("bonus.redeem", {"reward_key": "1"}, contexts[i % 2]))
+    results = all_at_once(16, lambda i: invoke("bonus.redeem", {"reward_key": "1"}, contexts[i % 2]))
     assert len({repr(r) for r in results}) == 1, {repr(r) for r in results}  # everyone hears the same
     assert results[0].status == "ok"
     assert _points(nodes[1], account_id) == (24500, 24500)  # 500 points taken once
@@ -96,7 +67,7 @@ def test_one_key_in_the_service_on_two_nodes_is_applied_once_or_refused(nodes: N
         except IntegrityError:
             return "refused"
 
-    outcomes = Counter(_all_at_once(6, redeem))
+    outcomes = Counter(all_at_once(6, redeem))
     assert set(outcomes) <= {"ok", "refused"} and outcomes["ok"] >= 1
     assert _points(nodes[1], account_id)[0] == before - 300
     with nodes[1](write=True) as uow:  # a retry afterwards, on either node, replays the first result

@@ -11,10 +11,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 from dbfixtures import TestClock
+from multinode import Nodes
 from sqlalchemy import func, select
 
 from ivr.app.sms import SmsPump, deliver_pending
@@ -25,20 +25,6 @@ from ivr.services.common import queue_email, queue_sms
 from ivr.services.outbox import OutgoingEmail, OutgoingSms
 
 pytestmark = [pytest.mark.postgres, pytest.mark.parametrize("db_kind", ["postgresql"])]
-
-Nodes = tuple[UowFactory, UowFactory]
-
-
-@pytest.fixture
-def nodes(db_url: str, clock: TestClock) -> Iterator[Nodes]:
-    """Two nodes over one database: two engines, two pools."""
-    a = make_uow_factory(db_url, clock=clock)
-    b = make_uow_factory(db_url, clock=clock)
-    try:
-        yield a, b
-    finally:
-        a.dispose()
-        b.dispose()
 
 
 class RecordingSender:

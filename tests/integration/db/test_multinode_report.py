@@ -7,32 +7,17 @@ from __future__ import annotations
 import datetime as dt
 import io
 import threading
-from collections.abc import Iterator
 
 import pytest
-from dbfixtures import TestClock
+from multinode import Nodes
 
 from ivr.app.records import CallRecords, CallTrace, call_record
 from ivr.cli.report import write_text
-from ivr.db.session import UowFactory, make_uow_factory, utcnow
+from ivr.db.session import UowFactory, utcnow
 from ivr.engine.events import CallStarted
 from ivr.services.reports import LineReport, call_report, several_servers, write_csv
 
 pytestmark = [pytest.mark.postgres, pytest.mark.parametrize("db_kind", ["postgresql"])]
-
-Nodes = tuple[UowFactory, UowFactory]
-
-
-@pytest.fixture
-def nodes(db_url: str, clock: TestClock) -> Iterator[Nodes]:
-    """Two nodes over one database: two engines, two pools."""
-    a = make_uow_factory(db_url, clock=clock)
-    b = make_uow_factory(db_url, clock=clock)
-    try:
-        yield a, b
-    finally:
-        a.dispose()
-        b.dispose()
 
 
 def _calls(writer: CallRecords, node: str, count: int, start: threading.Barrier) -> None:
