@@ -42,7 +42,7 @@ from pathlib import Path
 
 from ivr.config import PROJECT_ROOT
 from ivr.testbed import asterisk
-from ivr.testbed.localline import LocalLine
+from ivr.testbed.localline import LocalLine, scrape_metrics
 
 log = logging.getLogger(__name__)
 
@@ -560,15 +560,7 @@ class Cluster:
 
     def metrics(self, n: int) -> dict[str, float]:
         """GET /metrics of node n's server: sample name with labels -> value."""
-        url = f"http://{self.node_ip(n)}:{METRICS_PORT}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
-        samples = {}
-        for row in text.splitlines():
-            if row and not row.startswith("#"):
-                name, _, value = row.rpartition(" ")
-                samples[name] = float(value)
-        return samples
+        return scrape_metrics(self.node_ip(n), METRICS_PORT)
 
 
 def stop_console(base: Path) -> None:

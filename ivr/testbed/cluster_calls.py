@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivr.testbed.cluster import SIP_PORT, ClusterPlan, in_ns
-from ivr.testbed.dialer import DialError, pause_step, sipp_process
+from ivr.testbed.dialer import DialError, pause_step, sdp_offer, sipp_process
 
 KEYS = frozenset("0123456789*#,")
 
@@ -118,16 +118,7 @@ def scenario(
       Content-Type: application/sdp
       Content-Length: [len]
 
-      v=0
-      o=caller 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 8 96
-      a=rtpmap:8 PCMA/8000
-      a=rtpmap:96 telephone-event/8000
-      a=fmtp:96 0-15
-      a=sendrecv
+{sdp_offer(96, "caller")}
     ]]>
   </send>
   <recv response="100" optional="true"/>

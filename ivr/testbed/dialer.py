@@ -205,6 +205,21 @@ def scenario(
 TESTER = '"tester" <sip:tester@[local_ip]:[local_port]>'
 
 
+def sdp_offer(dtmf_payload: int, user: str = "tester") -> str:
+    """The SDP a scripted caller offers (A-law, and RFC 2833 keys on `dtmf_payload`), indented for the
+    CDATA of a sipp scenario."""
+    return f"""      v=0
+      o={user} 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 8 {dtmf_payload}
+      a=rtpmap:8 PCMA/8000
+      a=rtpmap:{dtmf_payload} telephone-event/8000
+      a=fmtp:{dtmf_payload} 0-15
+      a=sendrecv"""
+
+
 def uac_scenario(
     name: str, ruri: str, *, identity: str, dtmf_payload: int, steps: str, sender: str = TESTER
 ) -> str:
@@ -229,16 +244,7 @@ def uac_scenario(
       Content-Type: application/sdp
       Content-Length: [len]
 
-      v=0
-      o=tester 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 8 {dtmf_payload}
-      a=rtpmap:8 PCMA/8000
-      a=rtpmap:{dtmf_payload} telephone-event/8000
-      a=fmtp:{dtmf_payload} 0-15
-      a=sendrecv
+{sdp_offer(dtmf_payload)}
     ]]>
   </send>
   <recv response="100" optional="true"/>

@@ -55,6 +55,20 @@ def _wait_port(
     raise RuntimeError(f"ivr serve did not listen on {port} in {timeout} s:\n{stderr.read_text()[-3000:]}")
 
 
+def scrape_metrics(host: str, port: int) -> dict[str, float]:
+    """GET /metrics of a running server: sample name with labels -> value."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples = {}
+    for row in text.splitlines():
+        if row and not row.startswith("#"):
+            name, _, value = row.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
 def missing_pieces() -> list[str]:
     """What a local line needs but this machine lacks (empty: ready)."""
     import shutil

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ivr.testbed import localline
 from ivr.testbed.localline import LocalLine, missing_pieces
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -41,12 +41,4 @@ def running_line(var: Path, **prepare: Any) -> Iterator[LocalLine]:
 
 def scrape_metrics(line: LocalLine) -> dict[str, float]:
     """GET /metrics of the running server: sample name with labels -> value."""
-    url = f"http://{line.settings.metrics_host}:{line.settings.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    samples = {}
-    for row in text.splitlines():
-        if row and not row.startswith("#"):
-            name, _, value = row.rpartition(" ")
-            samples[name] = float(value)
-    return samples
+    return localline.scrape_metrics(line.settings.metrics_host, line.settings.metrics_port)
