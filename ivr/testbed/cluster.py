@@ -374,7 +374,11 @@ def own_files(var: Path) -> Path:
     sounds = var / "sounds"
     if not sounds.exists():
         var.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["cp", "-al", str(load_settings().sounds), str(sounds)], check=True)
+        source = str(load_settings().sounds)
+        if subprocess.run(["cp", "-al", source, str(sounds)], capture_output=True).returncode != 0:
+            # another file system (hard links cannot cross it): a copy, some megabytes
+            shutil.rmtree(sounds, ignore_errors=True)
+            subprocess.run(["cp", "-a", source, str(sounds)], check=True)
     return prompts
 
 
