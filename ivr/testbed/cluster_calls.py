@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivr.testbed.cluster import SIP_PORT, ClusterPlan, in_ns
-from ivr.testbed.dialer import DialError, pause_step, sdp_offer, sipp_process
+from ivr.testbed.dialer import DialError, ok_to_their_bye, pause_step, sdp_offer, sipp_process
 
 KEYS = frozenset("0123456789*#,")
 
@@ -166,19 +166,7 @@ def scenario(
   </recv>
   <nop next="end"/>
   <label id="theirbye"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[field0]@[local_ip]:[local_port]>
-      Content-Length: 0
-
-    ]]>
-  </send>
+{ok_to_their_bye("[field0]")}
   <nop><action><log message="[call_number];ok;[clock_tick]"/></action></nop>
   <label id="end"/>
 </scenario>

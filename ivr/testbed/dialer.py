@@ -205,6 +205,23 @@ def scenario(
 TESTER = '"tester" <sip:tester@[local_ip]:[local_port]>'
 
 
+def ok_to_their_bye(user: str) -> str:
+    """The scenario step that answers the line's BYE (after a `theirbye` label)."""
+    return f"""  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:{user}@[local_ip]:[local_port]>
+      Content-Length: 0
+
+    ]]>
+  </send>"""
+
+
 def sdp_offer(dtmf_payload: int, user: str = "tester") -> str:
     """The SDP a scripted caller offers (A-law, and RFC 2833 keys on `dtmf_payload`), indented for the
     CDATA of a sipp scenario."""
@@ -281,19 +298,7 @@ def uac_scenario(
   </send>
   <recv response="200" crlf="true" next="end"/>
   <label id="theirbye"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:tester@[local_ip]:[local_port]>
-      Content-Length: 0
-
-    ]]>
-  </send>
+{ok_to_their_bye("tester")}
   <label id="end"/>
 </scenario>
 """

@@ -1,4 +1,4 @@
-"""Shared by the multi-node database tests (a plain module: conftest.py files are not importable by name)."""
+"""Shared by the database tests (a plain module: conftest.py files are not importable by name)."""
 
 from __future__ import annotations
 

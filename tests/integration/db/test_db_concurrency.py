@@ -3,13 +3,11 @@ account never overspend, and the ledger balances to the point — on SQLite and 
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 from dbfixtures import IVAN, NATALIA, TATIANA, demo_ids
+from multinode import all_at_once
 from sqlalchemy import func, select
 
 from ivr.app.actions import ActionContext, invoke
@@ -35,18 +33,6 @@ def _ledger(factory: UowFactory, account_id: int) -> tuple[int, int, int]:
         return account.points, int(deltas or 0), int(remaining or 0)
 
 
-def _all_at_once(count: int, work: Callable[[int], str]) -> list[str]:
-    """Run `work(i)` for i in range(count) on `count` threads released together."""
-    barrier = threading.Barrier(count)
-
-    def run(i: int) -> str:
-        barrier.wait()
-        return work(i)
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(run, range(count)))
-
-
 def _redeem(factory: UowFactory, subscriber_id: int, reward: str, key: str) -> str:
     with factory(write=True) as uow:
         result = bonus.redeem(uow, subscriber_id, reward_code=reward, key=key)
@@ -60,7 +46,7 @@ def test_simultaneous_redemptions_never_overspend(uow_factory: UowFactory) -> No
     with uow_factory(write=True) as uow:
         bonus.grant_points(uow, account_id, 9000 - 150)
         uow.commit()
-    statuses = _all_at_once(THREADS, lambda i: _redeem(uow_factory, sub_id, "coffee", f"race:{i}"))
+    statuses = all_at_once(THREADS, lambda i: _redeem(uow_factory, sub_id, "coffee", f"race:{i}"))
     counts = Counter(statuses)
     assert counts == {"ok": 30, "insufficient_points": THREADS - 30}
     assert _ledger(uow_factory, account_id) == (0, 0, 0)
@@ -81,7 +67,7 @@ def test_simultaneous_transfers_both_ways_keep_the_total(uow_factory: UowFactory
             uow.commit()
         return result.status
 
-    statuses = _all_at_once(THREADS, work)
+    statuses = all_at_once(THREADS, work)
     assert set(statuses) <= {"ok", "insufficient_points"}
     assert statuses.count("ok") >= THREADS // 2  # Natalia's 25 000 cover all her 50 transfers
     natalia = _ledger(uow_factory, natalia_account)
@@ -94,7 +80,7 @@ def test_simultaneous_transfers_both_ways_keep_the_total(uow_factory: UowFactory
 def test_one_idempotency_key_from_many_threads_applies_once(uow_factory: UowFactory) -> None:
     sub_id, account_id = demo_ids(uow_factory, NATALIA)
     ctx = ActionContext("call-r", "operator", "ru", {"subscriber_id": sub_id}, uow_factory, "call-r:redeem:1")
-    results = _all_at_once(20, lambda i: repr(invoke("bonus.redeem", {"reward_key": "1"}, ctx)))
+    results = all_at_once(20, lambda i: repr(invoke("bonus.redeem", {"reward_key": "1"}, ctx)))
     assert len(set(results)) == 1, set(results)
     assert "status='ok'" in results[0]
     assert _ledger(uow_factory, account_id)[0] == 24500
@@ -108,7 +94,7 @@ def test_one_idempotency_key_from_many_threads_applies_once(uow_factory: UowFact
 def test_simultaneous_minute_redemptions_add_every_package(uow_factory: UowFactory) -> None:
     sub_id, account_id = demo_ids(uow_factory, NATALIA)
     count = 40
-    statuses = _all_at_once(count, lambda i: _redeem(uow_factory, sub_id, "min100", f"min:{i}"))
+    statuses = all_at_once(count, lambda i: _redeem(uow_factory, sub_id, "min100", f"min:{i}"))
     assert statuses == ["ok"] * count
     with uow_factory() as uow:
         sub = uow.session.get(Subscriber, sub_id)
@@ -129,7 +115,7 @@ def test_simultaneous_plan_changes_charge_once_per_change(uow_factory: UowFactor
             uow.commit()
         return result.status
 
-    statuses = _all_at_once(10, work)
+    statuses = all_at_once(10, work)
     assert sorted(statuses) == ["ok"] + ["same_plan"] * 9
     with uow_factory() as uow:
         account = uow.session.get(Account, account_id)
@@ -158,7 +144,7 @@ def test_package_purchases_racing_redemptions_on_one_account(uow_factory: UowFac
             return f"package:{bought.status}"
         return f"redeem:{_redeem(uow_factory, sub_id, 'sms50', f'sms50:{i}')}"
 
-    counts = Counter(_all_at_once(40, work))
+    counts = Counter(all_at_once(40, work))
     assert counts == {
         "package:ok": 10,
         "package:insufficient_funds": 10,
