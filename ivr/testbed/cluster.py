@@ -35,8 +35,6 @@ import sys
 import tempfile
 import time
 import tomllib
-import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,17 +179,6 @@ def network_down(prefix: str) -> None:
     _ip("link", "del", f"{prefix}-br", check=False)
 
 
-def wait_tcp(ns: str, host: str, port: int, *, timeout: float, what: str) -> None:
-    """Wait until `host:port` accepts a connection as seen from inside `ns`."""
-    probe = f"import socket; socket.create_connection(({host!r}, {port}), timeout=1).close()"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if subprocess.run(in_ns(ns, sys.executable, "-c", probe), capture_output=True).returncode == 0:
-            return
-        time.sleep(0.2)
-    raise ClusterError(f"{what} did not listen on {host}:{port} in {timeout:.0f} s")
-
-
 # ---- PostgreSQL ------------------------------------------------------------------------------------
 
 
@@ -209,6 +196,30 @@ def pg_root(prefix: str) -> Path:
     return Path(tempfile.gettempdir()) / f"ivr-{prefix}-pg"
 
 
+def as_postgres(*argv: str) -> list[str]:
+    """argv run as the postgres user when we are root (the server refuses to run as root)."""
+    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else list(argv)
+
+
+def stop_database(prefix: str) -> None:
+    """Stop the cluster's PostgreSQL (if its folder is there) and remove the folder."""
+    data = pg_root(prefix) / "data"
+    if data.exists():
+        argv = as_postgres(str(_pg_bin() / "pg_ctl"), "-D", str(data), "-m", "fast", "stop")
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(argv, capture_output=True, timeout=60)
+    shutil.rmtree(pg_root(prefix), ignore_errors=True)
+
+
+def teardown(base: Path, prefix: str) -> None:
+    """Whatever is left of the cluster in `base` with `prefix`: the console, PostgreSQL, every process in
+    its namespaces, the namespaces and the bridge, its state file."""
+    stop_console(base)
+    stop_database(prefix)
+    network_down(prefix)
+    (base / "cluster.json").unlink(missing_ok=True)
+
+
 @dataclass
 class Database:
     plan: ClusterPlan
@@ -223,9 +234,6 @@ class Database:
         """The nodes' URL (secret: it holds the password; never logged)."""
         return f"postgresql+psycopg://ivr:{self.password}@{self.plan.db_ip}:{PG_PORT}/ivr"
 
-    def _as_postgres(self, *argv: str) -> list[str]:
-        return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else list(argv)
-
     def start(self) -> None:
         bin_dir = _pg_bin()
         shutil.rmtree(self.root, ignore_errors=True)
@@ -235,7 +243,7 @@ class Database:
         data = self.root / "data"
         if not data.exists():
             subprocess.run(
-                self._as_postgres(
+                as_postgres(
                     str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
                     "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync",
                 ),
@@ -250,7 +258,7 @@ class Database:
         started = subprocess.run(
             in_ns(
                 self.plan.ns("db"),
-                *self._as_postgres(
+                *as_postgres(
                     str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options,
                     "-l", str(self.root / "server.log"), "-w", "-t", "60", "start",
                 ),
@@ -288,19 +296,6 @@ class Database:
         names = ("commits", "rollbacks", "blocks_read", "blocks_hit", "returned", "fetched", "inserted",
                  "updated", "deleted")  # fmt: skip
         return dict(zip(names, (int(v) for v in row.split("|")), strict=True))
-
-    def backend_pids(self) -> list[int]:
-        """The server's own processes (postmaster and backends), for CPU accounting."""
-        out = self._psql("SELECT pg_backend_pid()")  # just to check it answers
-        del out
-        pidfile = self.root / "data" / "postmaster.pid"
-        try:
-            master = int(pidfile.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return []
-        children = Path(f"/proc/{master}/task/{master}/children")
-        kids = [int(p) for p in children.read_text().split()] if children.exists() else []
-        return [master, *kids]
 
 
 # ---- Kamailio --------------------------------------------------------------------------------------
@@ -547,20 +542,10 @@ class Cluster:
             self.console.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.console.wait(timeout=10)
-        stop_console(self.plan.base)
-        if self.db is not None:
-            with contextlib.suppress(Exception):
-                subprocess.run(
-                    in_ns(self.plan.ns("db"), *self.db._as_postgres(
-                        str(_pg_bin() / "pg_ctl"), "-D", str(self.db.root / "data"), "-m", "fast", "stop")),
-                    capture_output=True, timeout=30,
-                )  # fmt: skip
-        network_down(self.plan.prefix)
-        shutil.rmtree(pg_root(self.plan.prefix), ignore_errors=True)
+        teardown(self.plan.base, self.plan.prefix)
         if self.kamailio is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.kamailio.wait(timeout=5)
-        self.plan.state_file.unlink(missing_ok=True)
 
     def metrics(self, n: int) -> dict[str, float]:
         """GET /metrics of node n's server: sample name with labels -> value."""
@@ -576,16 +561,6 @@ def stop_console(base: Path) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     pidfile.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def running_cluster(plan: ClusterPlan, **up: object) -> Iterator[Cluster]:
-    cluster = Cluster(plan)
-    cluster.up(**up)  # type: ignore[arg-type]
-    try:
-        yield cluster
-    finally:
-        cluster.down()
 
 
 # ---- scripts/cluster.sh ----------------------------------------------------------------------------
@@ -614,20 +589,18 @@ def status(base: Path) -> tuple[int, str]:
         ip = plan.node_ip(n)
         flags = states.get(ip, "?")
         try:
-            with urllib.request.urlopen(f"http://{ip}:{METRICS_PORT}/metrics", timeout=3) as response:
-                text = response.read().decode()
-            active = next(
-                (r.split()[-1] for r in text.splitlines() if r.startswith("ivr_calls_in_progress ")), "?"
-            )
-            published = sorted(
-                r.split('"')[1] + " v" + r.split()[-1].removesuffix(".0")
-                for r in text.splitlines()
-                if r.startswith("ivr_published_version{")
-            )
-            server = f"server up, {active} call(s)"
+            samples = scrape_metrics(ip, METRICS_PORT)
+            active = samples.get("ivr_calls_in_progress")
+            lines = {
+                name.split('"')[1]: value
+                for name, value in samples.items()
+                if name.startswith("ivr_published_version{")
+            }
+            published = [f"{line} v{number:g}" for line, number in sorted(lines.items())]
+            server = f"server up, {'?' if active is None else f'{active:g}'} call(s)"
             if published:
                 server += f", published {', '.join(published)}"
-        except OSError:
+        except (OSError, ValueError):
             server = "server DOWN"
             ok = False
         in_set = {"AP": "in the set", "AX": "in the set", "IP": "OUT (probing)", "DX": "disabled"}.get(
@@ -669,16 +642,7 @@ def main(argv: list[str] | None = None) -> int:
             prefix = state["prefix"]
         except (OSError, ValueError, KeyError):
             prefix = args.prefix
-        stop_console(base)
-        data = pg_root(prefix) / "data"
-        if data.exists():
-            argv = [str(_pg_bin() / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]
-            if os.geteuid() == 0:
-                argv = ["runuser", "-u", "postgres", "--", *argv]
-            subprocess.run(argv, capture_output=True, timeout=60)
-        network_down(prefix)
-        shutil.rmtree(pg_root(prefix), ignore_errors=True)
-        (base / "cluster.json").unlink(missing_ok=True)
+        teardown(base, prefix)
         print(f"cluster {prefix}: down")
         return 0
     plan = ClusterPlan(
